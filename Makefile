@@ -1,0 +1,59 @@
+# Partner Audit Log — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SERVICES := $(PYTHON) deploy/local/services.py
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test test-unit test-reliability lint services-up services-down \
+	services-status services-clean clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
+		{ echo "Python 3.11+ is needed (found $$($(PYTHON) --version 2>&1)); set PYTHON=python3.11"; exit 1; }
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(VENV)/.installed ## Make or reuse the virtual environment and install the project
+
+services-up: ## Start (or reuse) local Kafka and Elasticsearch
+	@$(SERVICES) up
+
+services-down: ## Stop local Kafka and Elasticsearch
+	@$(SERVICES) down
+
+services-status: ## Show local services, their endpoints and memory
+	@$(SERVICES) status
+
+services-clean: ## Stop local services and delete their data and logs
+	@$(SERVICES) clean
+
+run: install ## Start everything (services, worker, API); prints the API URL and a dev token
+	@$(PY) deploy/local/run.py
+
+test: install ## Run every test, starting the services it needs
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$ELASTICSEARCH_URL" ]; then $(SERVICES) up; fi
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: install ## Run the unit tests only (no network)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+test-reliability: install ## Run R1-R6 at full size (100,000 events)
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$ELASTICSEARCH_URL" ]; then $(SERVICES) up; fi
+	AUDIT_RELIABILITY_SCALE=full $(PY) -m pytest tests/integration -m slow $(PYTEST_ARGS)
+
+lint: install ## ruff and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+clean: ## Remove the virtual environment and caches (keeps downloads and service data)
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
