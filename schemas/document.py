@@ -1,0 +1,187 @@
+"""Event -> Elasticsearch audit document (ECS names) -> API LOG shape (SPEC §4).
+
+Both conversions live here so the worker and the API cannot drift apart. ECS fields carry
+what ECS has a name for; everything product-specific sits under the ``audit`` namespace.
+Absent optional values are omitted from the document (not written as null) and come back
+as null in the LOG shape.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from schemas.catalogue import Activity, get_activity
+from schemas.event import MAX_DESCRIPTION_CHARS, parse_rfc3339
+from schemas.search import search_representation
+
+ECS_VERSION = "8.11.0"
+DATASET = "partner_audit"
+NAMESPACE = "audit"
+
+
+def as_utc(value: datetime | str) -> datetime:
+    """A validated ``occurred_at`` (UTC datetime) or an RFC 3339 string, as a UTC datetime."""
+    if isinstance(value, str):
+        return parse_rfc3339(value)
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: an offset is required")
+    return value.astimezone(UTC)
+
+
+def iso_ms(value: datetime | str) -> str:
+    """``2026-11-26T08:59:58.120Z``: UTC, millisecond precision (Elasticsearch ``date``)."""
+    moment = as_utc(value).replace(tzinfo=None)
+    return moment.isoformat(timespec="milliseconds") + "Z"
+
+
+def index_name(prefix: str, occurred_at: datetime | str) -> str:
+    """Monthly index chosen from the event's own time, so a replay lands in the same place."""
+    return f"{prefix}-{as_utc(occurred_at):%Y.%m}"
+
+
+def _display(item: dict[str, Any] | None, *keys: str) -> str | None:
+    """The first present value of ``keys`` in ``item``: a human name for a thing."""
+    for key in keys:
+        if item and item.get(key):
+            return str(item[key])
+    return None
+
+
+def generate_description(event: dict[str, Any], activity: Activity) -> str:
+    """``Enable compliance — Acme Ltd by Jane Doe`` (+ ``(failed: reason)``).
+
+    Built from the activity label, the object (with its organization when they differ),
+    and the actor; used when the event carries no description.
+    """
+    target = _display(event.get("object"), "name", "id")
+    organization = _display(event.get("organization"), "name", "id")
+    if target and organization and target != organization:
+        target = f"{target} ({organization})"
+    text = activity.label + (f" — {target or organization}" if target or organization else "")
+    text += f" by {_display(event['actor'], 'name', 'email', 'id')}"
+    if event["status"] == "failure":
+        reason = event.get("status_reason")
+        text += f" (failed: {reason})" if reason else " (failed)"
+    return text[:MAX_DESCRIPTION_CHARS]
+
+
+def _compact(mapping: dict[str, Any]) -> dict[str, Any]:
+    """Drop absent values and empty sub-objects, so the document holds only facts."""
+    return {key: value for key, value in mapping.items() if value not in (None, {}, [])}
+
+
+def searchable_values(event: dict[str, Any], description: str) -> list[str | None]:
+    """SPEC §4 ``q`` scope: Log ID, actor id/name/email, object id/name, description."""
+    actor, obj = event["actor"], event.get("object") or {}
+    return [event["event_id"], actor["id"], actor.get("name"), actor.get("email"),
+            obj.get("id"), obj.get("name"), description]
+
+
+def _ecs_part(event: dict[str, Any], description: str, ingested_at: datetime) -> dict[str, Any]:
+    actor, source = event["actor"], event["source"]
+    return _compact({
+        "@timestamp": iso_ms(event["occurred_at"]),
+        "ecs": {"version": ECS_VERSION},
+        "event": _compact({
+            "id": event["event_id"],
+            "kind": "event",
+            "action": event["action"],
+            "outcome": event["status"],
+            "reason": event.get("status_reason"),
+            "ingested": iso_ms(ingested_at),
+            "dataset": DATASET,
+        }),
+        "message": description,
+        "user": _compact({
+            "id": actor["id"],
+            "name": actor.get("name"),
+            "email": actor.get("email"),
+            "roles": [actor["role"]] if actor.get("role") else None,
+        }),
+        "organization": _compact(dict(event.get("organization") or {})),
+        "source": _compact({"ip": source.get("ip")}),
+        "user_agent": _compact({"original": source.get("user_agent")}),
+        "service": _compact({"name": source.get("service")}),
+        "http": {"request": {"id": source["request_id"]}} if source.get("request_id") else None,
+    })
+
+
+def _audit_part(event: dict[str, Any], activity: Activity, description: str) -> dict[str, Any]:
+    actor = event["actor"]
+    return _compact({
+        "schema_version": event["schema_version"],
+        "partner_id": event["partner_id"],
+        "category": {"code": activity.category_code, "label": activity.category_label},
+        "activity": {"code": activity.code, "label": activity.label},
+        "actor": _compact({"type": actor["type"], "role": actor.get("role")}),
+        "source_channel": event["source"]["channel"],
+        "object": _compact(dict(event.get("object") or {})),
+        "description_generated": not event.get("description"),
+        "changes": [dict(change) for change in event.get("changes") or []],
+        "metadata": dict(event.get("metadata") or {}),
+        "search": search_representation(searchable_values(event, description)),
+    })
+
+
+def build_document(event: dict[str, Any], ingested_at: datetime) -> dict[str, Any]:
+    """The Elasticsearch document for a validated event (see ``schemas.event``). Pure.
+
+    ``event["occurred_at"]`` may be the validated UTC datetime or an RFC 3339 string.
+    """
+    activity = get_activity(event["action"])
+    description = event.get("description") or generate_description(event, activity)
+    document = _ecs_part(event, description, ingested_at)
+    document[NAMESPACE] = _audit_part(event, activity, description)
+    return document
+
+
+def _pick(item: dict[str, Any] | None, *keys: str) -> dict[str, Any] | None:
+    if not item:
+        return None
+    return {key: item.get(key) for key in keys}
+
+
+def document_to_log(doc: dict[str, Any]) -> dict[str, Any]:
+    """SPEC §4 LOG from a stored document (``_source``)."""
+    event, user, audit = doc["event"], doc.get("user", {}), doc[NAMESPACE]
+    roles = user.get("roles") or [None]
+    return {
+        "id": event["id"],
+        "timestamp": doc["@timestamp"],
+        "partner_id": audit["partner_id"],
+        "organization": _pick(doc.get("organization"), "id", "name"),
+        "category": dict(audit["category"]),
+        "activity": dict(audit["activity"]),
+        "actor": {
+            "type": audit["actor"]["type"],
+            "id": user.get("id"),
+            "name": user.get("name"),
+            "email": user.get("email"),
+            "role": roles[0],
+        },
+        "source": audit["source_channel"],
+        "object": _pick(audit.get("object"), "type", "id", "name"),
+        "status": event["outcome"],
+        "status_reason": event.get("reason"),
+        "description": doc.get("message"),
+    }
+
+
+def document_to_log_detail(doc: dict[str, Any]) -> dict[str, Any]:
+    """LOG plus ``details``: ip, user agent, service, request id, changes, metadata, ingest time."""
+    log = document_to_log(doc)
+    audit = doc[NAMESPACE]
+    log["details"] = {
+        "ip": doc.get("source", {}).get("ip"),
+        "user_agent": doc.get("user_agent", {}).get("original"),
+        "service": doc.get("service", {}).get("name"),
+        "request_id": doc.get("http", {}).get("request", {}).get("id"),
+        "changes": [
+            {"field": c["field"], "old": c.get("old"), "new": c.get("new")}
+            for c in audit.get("changes", [])
+        ],
+        "metadata": dict(audit.get("metadata", {})),
+        "ingested_at": doc["event"].get("ingested"),
+    }
+    return log

@@ -1,0 +1,117 @@
+"""The composable index template that owns the audit indices' settings and mapping.
+
+Indices are ``{prefix}-YYYY.MM`` (see ``schemas.document.index_name``), read through the alias
+``{prefix}``. The mapping is ``dynamic: strict`` so a document that drifts from
+``build_document`` fails loudly instead of silently growing the mapping; the free-form parts
+(``audit.metadata``, the old/new values of ``audit.changes``) are held in ways that can never
+add fields. Only server-core features are used (SPEC §3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from schemas.search import GRAM
+
+TEMPLATE_VERSION = 1
+# Above the built-in templates (priority 100 and below), so ours wins for its own pattern.
+TEMPLATE_PRIORITY = 200
+# Keyword terms over 32766 bytes are rejected by Lucene; longer free text stays in _source.
+IGNORE_ABOVE = 1024
+
+KEYWORD: dict[str, Any] = {"type": "keyword", "ignore_above": IGNORE_ABOVE}
+# Free text users may want to match word by word in Kibana as well as filter on exactly.
+KEYWORD_AND_TEXT: dict[str, Any] = {**KEYWORD, "fields": {"text": {"type": "text"}}}
+
+
+def read_alias(prefix: str) -> str:
+    return prefix
+
+
+def template_name(prefix: str) -> str:
+    return prefix
+
+
+def _object(**properties: Any) -> dict[str, Any]:
+    return {"properties": properties}
+
+
+def _search_mapping() -> dict[str, Any]:
+    return _object(
+        # One array element per white-space chunk; the gap keeps phrases inside one chunk.
+        grams={
+            "type": "text",
+            "analyzer": "standard",
+            "norms": False,  # filter-only: no scoring, so no length norms
+            "index_options": "positions",
+            "position_increment_gap": 100 + GRAM,
+        },
+        prefixes={"type": "keyword", "doc_values": False, "index_options": "docs"},
+    )
+
+
+def _audit_mapping() -> dict[str, Any]:
+    return _object(
+        schema_version={"type": "short"},
+        partner_id=KEYWORD,
+        category=_object(code=KEYWORD, label=KEYWORD),
+        activity=_object(code=KEYWORD, label=KEYWORD),
+        actor=_object(type=KEYWORD, role=KEYWORD),
+        source_channel=KEYWORD,
+        object=_object(type=KEYWORD, id=KEYWORD, name=KEYWORD_AND_TEXT),
+        description_generated={"type": "boolean"},
+        # old/new can be any JSON value: kept in _source, never mapped (dynamic false).
+        changes={"type": "object", "dynamic": False, "properties": {"field": KEYWORD}},
+        # Scalar values under arbitrary keys: one field in the mapping however many keys.
+        metadata={"type": "flattened", "ignore_above": IGNORE_ABOVE},
+        search=_search_mapping(),
+    )
+
+
+def _ecs_mapping() -> dict[str, Any]:
+    return {
+        "@timestamp": {"type": "date"},
+        "ecs": _object(version=KEYWORD),
+        "event": _object(
+            id=KEYWORD, kind=KEYWORD, action=KEYWORD, outcome=KEYWORD, reason=KEYWORD,
+            ingested={"type": "date"}, dataset=KEYWORD,
+        ),
+        "message": {"type": "text"},
+        "user": _object(id=KEYWORD, name=KEYWORD_AND_TEXT, email=KEYWORD, roles=KEYWORD),
+        "organization": _object(id=KEYWORD, name=KEYWORD_AND_TEXT),
+        "source": _object(ip={"type": "ip"}),
+        "user_agent": _object(original=KEYWORD_AND_TEXT),
+        "service": _object(name=KEYWORD),
+        "http": _object(request=_object(id=KEYWORD)),
+    }
+
+
+def mappings() -> dict[str, Any]:
+    return {
+        "dynamic": "strict",
+        # The search representation is derived data: indexed, but not stored in _source
+        # (it is most of the document's size and means nothing to a reader; build_document
+        # recomputes it from the rest of the document).
+        "_source": {"excludes": ["audit.search.*"]},
+        "properties": {**_ecs_mapping(), "audit": _audit_mapping()},
+    }
+
+
+def index_template(prefix: str, *, shards: int = 1, replicas: int = 0,
+                   refresh_interval: str = "1s") -> dict[str, Any]:
+    """Body for ``PUT _index_template/{template_name(prefix)}``."""
+    return {
+        "index_patterns": [f"{prefix}-*"],
+        "priority": TEMPLATE_PRIORITY,
+        "version": TEMPLATE_VERSION,
+        "_meta": {"description": "Partner audit log, event schema v1", "managed_by": "schemas"},
+        "template": {
+            "settings": {
+                "number_of_shards": shards,
+                "number_of_replicas": replicas,
+                "refresh_interval": refresh_interval,
+            },
+            "mappings": mappings(),
+            "aliases": {read_alias(prefix): {}},
+        },
+    }

@@ -1,0 +1,104 @@
+"""Partial-text search built only from Elasticsearch server-core features (SPEC §3, §4).
+
+The minimal distribution has no n-gram tokenizer and no ``wildcard`` field, so the worker
+computes the searchable representation itself and the query side mirrors it:
+
+* Infix match (terms of 3+ characters). Each searchable value is lower-cased and split on
+  white space into chunks (a query term never contains white space, so a match always lies
+  inside one chunk). A chunk becomes the sequence of its overlapping trigrams, each encoded
+  as one token the ``standard`` tokenizer keeps whole, space-separated, in order, in the
+  ``text`` field ``audit.search.grams`` (one array element per chunk). A term is the
+  ``match_phrase`` of its own encoded trigrams: phrase adjacency means trigram i+1 sits right
+  after trigram i in one chunk, which happens exactly when the term occurs contiguously in
+  that chunk. The position gap between array elements stops a phrase spanning two chunks,
+  so trigrams from different values never combine into a false positive.
+* Word-start match (terms of 1-2 characters): ``audit.search.prefixes`` is a keyword array
+  of the 1- and 2-character prefixes of every word, queried with ``term`` (cheap, and not an
+  "expensive query"). A word is a white-space separated chunk or a run of letters/digits in
+  it, so ``ja`` and ``ac`` both match ``jane@acme.com`` but ``me`` does not.
+* Nothing in the user's text is ever parsed as query syntax: characters are literal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+GRAMS_FIELD = "audit.search.grams"
+PREFIXES_FIELD = "audit.search.prefixes"
+GRAM = 3
+MIN_INFIX_TERM = GRAM  # shorter terms can only match the start of a word
+
+_PLAIN_GRAM = re.compile(r"[a-z0-9]{3}")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits (Unicode), no punctuation or "_"
+
+
+def fold(text: str) -> str:
+    """Case folding used on both sides (index and query), so they cannot disagree."""
+    return text.lower()
+
+
+def encode_gram(gram: str) -> str:
+    """One trigram as one standard-tokenizer token.
+
+    ``[a-z0-9]{3}`` stays as is (readable, small); anything else (punctuation, spaces,
+    non-ASCII) becomes ``x`` + hex of its UTF-8 bytes. The two forms cannot collide: a plain
+    token has 3 characters, an encoded one at least 7.
+    """
+    if _PLAIN_GRAM.fullmatch(gram):
+        return gram
+    return "x" + gram.encode("utf-8").hex()
+
+
+def gram_tokens(chunk: str) -> list[str]:
+    """The encoded overlapping trigrams of an already folded chunk, in order."""
+    return [encode_gram(chunk[i : i + GRAM]) for i in range(len(chunk) - GRAM + 1)]
+
+
+def chunks(values: Iterable[str | None]) -> list[str]:
+    """Distinct folded white-space separated pieces of all values, first-seen order."""
+    seen: dict[str, None] = {}
+    for value in values:
+        for piece in fold(value or "").split():
+            seen.setdefault(piece, None)
+    return list(seen)
+
+
+def word_prefixes(chunk: str) -> set[str]:
+    """1- and 2-character prefixes of the chunk and of each letter/digit run inside it."""
+    words = [chunk, *_WORD.findall(chunk)]
+    return {word[:n] for word in words for n in (1, 2) if len(word) >= n}
+
+
+def search_representation(values: Iterable[str | None]) -> dict[str, list[str]]:
+    """The ``audit.search`` object of a document whose searchable values are ``values``."""
+    pieces = chunks(values)
+    grams = [" ".join(gram_tokens(piece)) for piece in pieces if len(piece) >= GRAM]
+    prefixes: set[str] = set()
+    for piece in pieces:
+        prefixes |= word_prefixes(piece)
+    return {"grams": grams, "prefixes": sorted(prefixes)}
+
+
+def term_query(term: str) -> dict[str, Any]:
+    """The clause for one already folded, non-empty, white-space free term."""
+    if len(term) < MIN_INFIX_TERM:
+        return {"term": {PREFIXES_FIELD: term}}
+    return {"match_phrase": {GRAMS_FIELD: {"query": " ".join(gram_tokens(term))}}}
+
+
+def query_terms(q: str) -> list[str]:
+    """The distinct folded terms of a user's ``q`` (white-space separated)."""
+    return list(dict.fromkeys(fold(q).split()))
+
+
+def text_query(q: str | None) -> dict[str, Any] | None:
+    """Elasticsearch query clause for SPEC §4 ``q``: every term must match; None if blank.
+
+    Filter context: list order is by time, so scoring would only cost time.
+    """
+    terms = query_terms(q or "")
+    if not terms:
+        return None
+    return {"bool": {"filter": [term_query(term) for term in terms]}}
