@@ -140,7 +140,8 @@ def main() -> int:
         print(f"Token:  {token}")
         print(f'Try:    curl -H "Authorization: Bearer {token}" {base}/api/v1/audit-logs')
         print(
-            f"Demo:   {BIN / 'audit-log'} demo --rate 50 --count 500   (Ctrl-C here stops everything)\n"
+            f"Demo:   {BIN / 'audit-log'} demo --rate 50 --count 500"
+            "   (Ctrl-C here stops everything)\n"
         )
         while not stopping:
             for child in children:
