@@ -57,7 +57,7 @@ def _audit_mapping() -> dict[str, Any]:
         category=_object(code=KEYWORD, label=KEYWORD),
         activity=_object(code=KEYWORD, label=KEYWORD),
         actor=_object(type=KEYWORD, role=KEYWORD),
-        source_channel=KEYWORD,
+        source=_object(channel=KEYWORD),
         object=_object(type=KEYWORD, id=KEYWORD, name=KEYWORD_AND_TEXT),
         description_generated={"type": "boolean"},
         # old/new can be any JSON value: kept in _source, never mapped (dynamic false).
