@@ -1,0 +1,99 @@
+"""The app factory. Importing this module connects to nothing; `create_app` builds clients
+(the Elasticsearch client connects lazily, the Kafka producer on the first export)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Flask, Response, g, request
+from flask_smorest import Api
+
+from api.errors import register_error_handlers
+from api.metrics import LATENCY, REQUESTS
+from api.resources import activities, audit_logs, health
+from api.service import Publisher
+from api.services import EXTENSION_KEY, Services
+from api.settings import Settings
+from api.store import ElasticsearchStore, Store
+
+API_DESCRIPTION = """Read API of the Partner Audit Log.
+
+Every `/api/` call needs `Authorization: Bearer <JWT>` (claims `sub`, `name`, `partner_id`,
+`role`, `org_ids`, `exp`). Owners and super admins see every log of their partner; admins
+and support users see the logs of the organizations in their `org_ids`. A log outside the
+caller's scope is a 404, exactly as if it did not exist."""
+
+
+def create_app(
+    settings: Settings | None = None, store: Store | None = None, publisher: Publisher | None = None
+) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config.update(
+        API_TITLE="Partner Audit Log",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        API_SPEC_OPTIONS={
+            "info": {"description": API_DESCRIPTION},
+            # Every operation needs the token unless it says otherwise (health does).
+            "security": [{"bearerAuth": []}],
+            "components": {
+                "securitySchemes": {
+                    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+                }
+            },
+        },
+        # Paths are matched exactly; "/api/v1/audit-logs/" is not an alias of the list.
+        JSON_SORT_KEYS=False,
+    )
+    app.url_map.strict_slashes = False
+
+    app.extensions[EXTENSION_KEY] = Services(
+        settings=settings,
+        store=store or _elasticsearch_store(settings),
+        publisher_factory=(lambda: publisher) if publisher else lambda: _kafka_publisher(settings),
+    )
+
+    api = Api(app)
+    for module in (audit_logs, activities, health):
+        api.register_blueprint(module.blp)
+    register_error_handlers(app)
+    _instrument(app)
+    return app
+
+
+def _elasticsearch_store(settings: Settings) -> Store:
+    from elasticsearch import Elasticsearch
+
+    from schemas.index_template import read_alias
+
+    client = Elasticsearch(**settings.elasticsearch_kwargs(), request_timeout=30)
+    return ElasticsearchStore(client, read_alias(settings.index_prefix))
+
+
+def _kafka_publisher(settings: Settings) -> Publisher:
+    from schemas.publisher import AuditPublisher
+
+    return AuditPublisher(
+        settings.kafka_bootstrap_servers, topic=settings.events_topic, **settings.kafka_config
+    )
+
+
+def _instrument(app: Flask) -> None:
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _observe(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        started: Any = g.get("started")
+        if started is not None:
+            LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - started)
+        REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+        return response

@@ -1,0 +1,102 @@
+"""Bearer-token authentication: a JWT in, a `Caller` (or a 401/403) out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+
+from api.settings import Settings
+
+KNOWN_ROLES = frozenset({"owner", "super_admin", "admin", "support"})
+
+# Claims without which a token says nothing usable about the caller.
+REQUIRED_CLAIMS = ("exp", "sub", "partner_id", "role")
+
+
+class AuthError(Exception):
+    """Authentication or authorization failed; `status` is 401 or 403."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Caller:
+    sub: str
+    name: str | None
+    partner_id: str
+    role: str
+    org_ids: tuple[str, ...] = ()
+
+
+def bearer_token(authorization: str | None) -> str:
+    """The token of an `Authorization: Bearer <token>` header, or a 401."""
+    if not authorization:
+        raise AuthError(401, "missing Authorization: Bearer token")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise AuthError(401, "Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def decode_token(token: str, settings: Settings) -> Caller:
+    """Verify `token` and return its caller.
+
+    The key is chosen from the algorithms this deployment configured, never from the
+    token: the header's `alg` only selects among them, so `none` or an HS256 token
+    signed with the RS256 public key as an HMAC secret are rejected.
+    """
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise AuthError(401, "malformed token") from None
+    algorithm = header.get("alg")
+    if algorithm not in settings.jwt_algorithms:
+        raise AuthError(401, "token algorithm not accepted")
+    key = (settings.jwt_secret if algorithm == "HS256" else settings.jwt_public_key) or ""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=[algorithm],
+            options={"require": list(REQUIRED_CLAIMS), "verify_aud": False},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError(401, "token expired") from None
+    except jwt.MissingRequiredClaimError as exc:
+        raise AuthError(401, f"token lacks the {exc.claim!r} claim") from None
+    except jwt.PyJWTError:
+        raise AuthError(401, "invalid token") from None
+    return _caller_from_claims(claims)
+
+
+def _caller_from_claims(claims: dict[str, Any]) -> Caller:
+    sub, partner_id, role = claims.get("sub"), claims.get("partner_id"), claims.get("role")
+    if not isinstance(sub, str) or not sub:
+        raise AuthError(401, "token claim 'sub' must be a non-empty string")
+    if not isinstance(partner_id, str) or not partner_id:
+        raise AuthError(401, "token claim 'partner_id' must be a non-empty string")
+    org_ids = claims.get("org_ids", [])
+    if not isinstance(org_ids, list) or not all(isinstance(o, str) for o in org_ids):
+        raise AuthError(401, "token claim 'org_ids' must be a list of strings")
+    name = claims.get("name")
+    # A valid token for a role this product does not know is an authorization failure,
+    # not an authentication one: the caller is who they say, they just may not look.
+    if role not in KNOWN_ROLES:
+        raise AuthError(403, "role not allowed to read audit logs")
+    return Caller(
+        sub=sub,
+        name=name if isinstance(name, str) else None,
+        partner_id=partner_id,
+        role=str(role),
+        org_ids=tuple(dict.fromkeys(org_ids)),
+    )
+
+
+def authenticate(authorization: str | None, settings: Settings) -> Caller:
+    """Header value -> Caller; raises `AuthError` with the status to answer."""
+    return decode_token(bearer_token(authorization), settings)

@@ -1,0 +1,206 @@
+"""Marshmallow schemas of the API's parameters and responses (they generate /openapi.json).
+
+Parameter schemas validate everything SPEC §4 lists as bad input, so a bad value is a 422
+naming the parameter before any view code runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask_smorest.error_handler import ErrorSchema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from api.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_Q_CHARS
+from schemas.catalogue import ACTION_PATTERN, OTHER_CATEGORY_CODE, categories
+
+STATUSES = ("success", "failure")
+SOURCES = ("ui", "api", "system")
+ACTOR_TYPES = ("partner_user", "organization_user", "internal_support", "system")
+ROLES = ("owner", "super_admin", "admin", "support")
+EXPORT_FORMATS = ("csv", "ndjson")
+# Log IDs are `event_id`s: SPEC §2 restricts them to this alphabet and length.
+LOG_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+# Organization and actor ids are free-form upstream; bound them so a filter stays cheap.
+MAX_ID_CHARS = 256
+MAX_VALUES_PER_FILTER = 100
+
+
+def category_codes() -> list[str]:
+    return [category.code for category in categories()] + [OTHER_CATEGORY_CODE]
+
+
+class AwareDateTime(fields.DateTime):
+    """RFC 3339: an explicit offset is required, so a time is never guessed in local time."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        result = super()._deserialize(value, attr, data, **kwargs)
+        if result.tzinfo is None or result.utcoffset() is None:
+            raise ValidationError("Must be an RFC 3339 time with an offset (e.g. Z or +01:00).")
+        return result
+
+
+def _repeatable(inner: fields.Field, description: str) -> fields.List:
+    return fields.List(
+        inner,
+        validate=validate.Length(max=MAX_VALUES_PER_FILTER),
+        metadata={"description": description + " Repeatable: OR within, AND across parameters."},
+    )
+
+
+class FilterArgs(Schema):
+    q = fields.String(
+        validate=validate.Length(max=MAX_Q_CHARS),
+        metadata={
+            "description": "Partial, case-insensitive search over Log ID, actor id/name/email, "
+            "object id/name and description. Every white-space separated term must match; "
+            "3+ characters match anywhere, 1-2 characters match a word start."
+        },
+    )
+    from_ = AwareDateTime(
+        data_key="from",
+        metadata={"description": "RFC 3339. Without from and to: the last 24 hours."},
+    )
+    to = AwareDateTime(metadata={"description": "RFC 3339. `from` alone means until now."})
+    category = _repeatable(
+        fields.String(validate=validate.OneOf(category_codes())), "Category code."
+    )
+    activity = _repeatable(
+        fields.String(validate=validate.Regexp(f"^{ACTION_PATTERN.pattern}$")),
+        "Activity code.",
+    )
+    organization_id = _repeatable(
+        fields.String(validate=validate.Length(min=1, max=MAX_ID_CHARS)), "Organization id."
+    )
+    actor_id = _repeatable(
+        fields.String(validate=validate.Length(min=1, max=MAX_ID_CHARS)), "Actor id."
+    )
+    status = fields.String(validate=validate.OneOf(STATUSES))
+    source = fields.String(validate=validate.OneOf(SOURCES))
+    actor_type = fields.String(validate=validate.OneOf(ACTOR_TYPES))
+
+    @validates_schema
+    def _window_order(self, data: dict[str, Any], **kwargs: Any) -> None:
+        start, end = data.get("from_"), data.get("to")
+        if start is not None and end is not None and start > end:
+            raise ValidationError("`from` must not be after `to`.", field_name="from")
+
+
+class ListArgs(FilterArgs):
+    limit = fields.Integer(
+        load_default=DEFAULT_LIMIT,
+        validate=validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": f"Page size, 1-{MAX_LIMIT}."},
+    )
+    cursor = fields.String(
+        validate=validate.Length(min=1, max=2048),
+        metadata={"description": "`next_cursor` of the previous page, with the same filters."},
+    )
+
+
+class ExportArgs(FilterArgs):
+    format = fields.String(
+        load_default="csv",
+        validate=validate.OneOf(EXPORT_FORMATS),
+        metadata={"description": "csv or ndjson."},
+    )
+
+
+# --- responses ---------------------------------------------------------------------------
+
+
+class OrganizationRef(Schema):
+    id = fields.String(required=True)
+    name = fields.String(allow_none=True)
+
+
+class CodeLabel(Schema):
+    code = fields.String(required=True)
+    label = fields.String(required=True)
+
+
+class Actor(Schema):
+    type = fields.String(required=True, validate=validate.OneOf(ACTOR_TYPES))
+    id = fields.String(required=True)
+    name = fields.String(allow_none=True)
+    email = fields.String(allow_none=True)
+    role = fields.String(allow_none=True)
+
+
+class ObjectRef(Schema):
+    type = fields.String(required=True)
+    id = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+
+
+class Log(Schema):
+    id = fields.String(required=True)
+    timestamp = fields.String(required=True, metadata={"format": "date-time"})
+    partner_id = fields.String(required=True)
+    organization = fields.Nested(OrganizationRef, allow_none=True)
+    category = fields.Nested(CodeLabel, required=True)
+    activity = fields.Nested(CodeLabel, required=True)
+    actor = fields.Nested(Actor, required=True)
+    source = fields.String(required=True, validate=validate.OneOf(SOURCES))
+    object = fields.Nested(ObjectRef, allow_none=True)
+    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
+    status_reason = fields.String(allow_none=True)
+    description = fields.String(allow_none=True)
+
+
+class Change(Schema):
+    field = fields.String(required=True)
+    old = fields.Raw(allow_none=True)
+    new = fields.Raw(allow_none=True)
+
+
+class LogDetails(Schema):
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    service = fields.String(allow_none=True)
+    request_id = fields.String(allow_none=True)
+    changes = fields.List(fields.Nested(Change), allow_none=True)
+    metadata = fields.Dict(keys=fields.String(), values=fields.Raw(), allow_none=True)
+    ingested_at = fields.String(allow_none=True, metadata={"format": "date-time"})
+
+
+class LogDetail(Log):
+    details = fields.Nested(LogDetails, required=True)
+
+
+class Total(Schema):
+    value = fields.Integer(required=True)
+    relation = fields.String(required=True, validate=validate.OneOf(("eq", "gte")))
+
+
+class LogList(Schema):
+    items = fields.List(fields.Nested(Log), required=True)
+    next_cursor = fields.String(required=True, allow_none=True)
+    total = fields.Nested(Total, required=True)
+
+
+class CatalogueActivity(Schema):
+    code = fields.String(required=True)
+    label = fields.String(required=True)
+    object_type = fields.String(required=True)
+
+
+class CatalogueCategory(Schema):
+    code = fields.String(required=True)
+    label = fields.String(required=True)
+    activities = fields.List(fields.Nested(CatalogueActivity), required=True)
+
+
+class ActivityCatalogue(Schema):
+    categories = fields.List(fields.Nested(CatalogueCategory), required=True)
+
+
+class Health(Schema):
+    status = fields.String(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.String())
+
+
+# flask-smorest's own error body (code, status, message, errors): every error the API
+# answers has this one shape, whether flask-smorest or `api.errors` produced it.
+Error = ErrorSchema

@@ -1,0 +1,112 @@
+"""`/api/v1/audit-logs`: list, detail and export. Views parse, call `api.service`, respond."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Response, request, stream_with_context
+from flask_smorest import Blueprint, abort
+
+from api import service
+from api.errors import DownloadNotRecorded
+from api.export import MEDIA_TYPES
+from api.metrics import DOWNLOAD_EVENTS
+from api.models import LOG_ID_PATTERN, Error, ExportArgs, ListArgs, LogDetail, LogList
+from api.resources.common import auth_responses, current_caller, protect
+from api.services import services
+
+blp = Blueprint(
+    "audit_logs",
+    __name__,
+    url_prefix="/api/v1/audit-logs",
+    description="Audit logs of the caller's partner, limited to the caller's organizations.",
+)
+protect(blp)
+
+
+@blp.route("", methods=["GET"])
+@blp.arguments(ListArgs, location="query", as_kwargs=False)
+@blp.response(200, LogList)
+@blp.alt_response(400, schema=Error, description="Invalid cursor")
+@auth_responses(blp)
+def list_logs(params: dict[str, Any]) -> dict[str, Any]:
+    """List audit logs, newest first."""
+    ctx = services()
+    return service.list_logs(
+        ctx.store, ctx.settings.cursor_secret, params, current_caller(), datetime.now(UTC)
+    )
+
+
+@blp.route("/export", methods=["GET"])
+@blp.arguments(ExportArgs, location="query", as_kwargs=False)
+@blp.doc(
+    responses={
+        "200": {
+            "description": "Every matching log, streamed (CSV with a header row, or NDJSON "
+            "of logs with details). Recorded as an `audit_log.download` event.",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    }
+)
+@blp.alt_response(503, schema=Error, description="The download could not be recorded")
+@auth_responses(blp)
+def export_logs(params: dict[str, Any]) -> Response:
+    """Export every log matching the list filters (no paging)."""
+    ctx, caller, now = services(), current_caller(), datetime.now(UTC)
+    event = service.download_event(
+        params,
+        caller,
+        now,
+        service.RequestInfo(
+            ip=request.remote_addr,
+            user_agent=request.user_agent.string or None,
+            request_id=request.headers.get("X-Request-Id"),
+        ),
+    )
+    try:
+        service.record_download(ctx.publisher, event)
+    except Exception as exc:
+        DOWNLOAD_EVENTS.labels("failed").inc()
+        raise DownloadNotRecorded(str(exc)) from exc
+    DOWNLOAD_EVENTS.labels("published").inc()
+    body = service.export_chunks(ctx.store, params, caller, now)
+    fmt = params["format"]
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    return Response(
+        stream_with_context(body),
+        mimetype=MEDIA_TYPES[fmt].split(";")[0],
+        content_type=MEDIA_TYPES[fmt],
+        headers={
+            "Content-Disposition": f'attachment; filename="audit-logs-{stamp}.{fmt}"',
+            "X-Download-Event-Id": event["event_id"],
+        },
+    )
+
+
+@blp.route("/<string:log_id>", methods=["GET"])
+@blp.response(200, LogDetail)
+@blp.alt_response(404, schema=Error, description="No such log, or not visible to the caller")
+@auth_responses(blp)
+@blp.doc(
+    parameters=[
+        {
+            "in": "path",
+            "name": "log_id",
+            "required": True,
+            "schema": {"type": "string", "pattern": LOG_ID_PATTERN, "maxLength": 128},
+        }
+    ]
+)
+def get_log(log_id: str) -> dict[str, Any]:
+    """One log with all its details."""
+    log = None
+    if service.is_log_id(log_id):
+        log = service.get_log(services().store, log_id, current_caller())
+    if log is not None:
+        return log
+    abort(404, message="audit log not found")
+    raise AssertionError("unreachable: abort raises")

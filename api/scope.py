@@ -1,0 +1,41 @@
+"""The ONE place that turns a caller into the filter every query must carry.
+
+List, detail and export all build their Elasticsearch query through `scope_filter`, so
+there is no code path that reads logs without it. A role this module does not know is
+refused here too (defence in depth behind `api.auth`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api import fields
+from api.auth import AuthError, Caller
+
+PARTNER_WIDE_ROLES = frozenset({"owner", "super_admin"})
+ORGANIZATION_ROLES = frozenset({"admin", "support"})
+
+
+def scope_filter(caller: Caller) -> list[dict[str, Any]]:
+    """Filter clauses (for `bool.filter`) limiting a query to what `caller` may see."""
+    if not caller.partner_id:
+        raise AuthError(403, "token has no partner")
+    partner = {"term": {fields.PARTNER_ID: caller.partner_id}}
+    if caller.role in PARTNER_WIDE_ROLES:
+        return [partner]
+    if caller.role in ORGANIZATION_ROLES:
+        if not caller.org_ids:
+            # An admin managing no organization sees nothing, including logs that
+            # concern no organization at all (SPEC §4).
+            return [partner, {"match_none": {}}]
+        return [partner, {"terms": {fields.ORGANIZATION_ID: sorted(caller.org_ids)}}]
+    raise AuthError(403, "role not allowed to read audit logs")
+
+
+def can_see_organization(caller: Caller, organization_id: str | None) -> bool:
+    """Whether `caller` may see logs of `organization_id` (None: logs with no organization)."""
+    if caller.role in PARTNER_WIDE_ROLES:
+        return True
+    if caller.role in ORGANIZATION_ROLES:
+        return organization_id is not None and organization_id in caller.org_ids
+    return False

@@ -1,0 +1,160 @@
+"""The read API's use cases: what list, detail and export do, independent of Flask.
+
+Views parse the request and call these; these build queries through `api.query` (and so
+through `api.scope`), run them through a `Store` and shape results with the converters of
+`schemas.document`, the same ones the worker's documents are defined with.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from api.auth import Caller
+from api.cursor import Cursor, decode_cursor, encode_cursor, fingerprint
+from api.export import chunked, lines
+from api.metrics import EXPORTED_LOGS
+from api.models import LOG_ID_PATTERN
+from api.query import (
+    build_detail_query,
+    build_export_query,
+    build_list_query,
+    resolve_window,
+    scope_identity,
+    selection,
+)
+from api.store import Store
+from schemas.document import document_to_log, document_to_log_detail
+
+DOWNLOAD_ACTION = "audit_log.download"
+API_SERVICE_NAME = "audit-api"
+_LOG_ID = re.compile(LOG_ID_PATTERN)
+
+
+class Publisher(Protocol):
+    def publish(self, event: dict[str, Any]) -> None: ...
+
+    def flush(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the download event says about the HTTP request (SPEC §2 `source`)."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+
+def list_logs(
+    store: Store, cursor_secret: bytes, params: Mapping[str, Any], caller: Caller, now: datetime
+) -> dict[str, Any]:
+    """One page of SPEC §4's list response. Raises `CursorError` for a bad cursor."""
+    digest = fingerprint(selection(params), scope_identity(caller))
+    cursor = None
+    if params.get("cursor"):
+        cursor = decode_cursor(params["cursor"], cursor_secret, digest)
+    window = (cursor.window_from, cursor.window_to) if cursor else resolve_window(params, now)
+    limit = int(params["limit"])
+    page = store.search(build_list_query(params, caller, now, cursor))
+    next_cursor = None
+    if len(page.documents) > limit:
+        next_cursor = encode_cursor(
+            Cursor(page.sort_values[limit - 1], window[0], window[1], digest), cursor_secret
+        )
+    return {
+        "items": [document_to_log(doc) for doc in page.documents[:limit]],
+        "next_cursor": next_cursor,
+        "total": page.total,
+    }
+
+
+def is_log_id(value: str) -> bool:
+    """Whether `value` can be a Log ID at all (anything else is a 404 without a query)."""
+    return _LOG_ID.fullmatch(value) is not None
+
+
+def get_log(store: Store, log_id: str, caller: Caller) -> dict[str, Any] | None:
+    """The log with details, or None when it does not exist *or* is outside the scope."""
+    document = store.get(build_detail_query(log_id, caller))
+    return document_to_log_detail(document) if document is not None else None
+
+
+def export_chunks(
+    store: Store, params: Mapping[str, Any], caller: Caller, now: datetime
+) -> Iterator[bytes]:
+    """The export body, lazily: nothing runs until the WSGI server pulls the first chunk."""
+    fmt = params["format"]
+    documents = store.scan(build_export_query(params, caller, now))
+    return chunked(lines(fmt, _counted(fmt, (document_to_log_detail(d) for d in documents))))
+
+
+def _counted(fmt: str, logs: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    counter = EXPORTED_LOGS.labels(fmt)
+    for log in logs:
+        counter.inc()
+        yield log
+
+
+def download_event(
+    params: Mapping[str, Any], caller: Caller, now: datetime, request: RequestInfo
+) -> dict[str, Any]:
+    """The `audit_log.download` event recording an export, with the caller as actor."""
+    window = resolve_window(params, now)
+    organizations = params.get("organization_id") or []
+    fmt = params["format"]
+    metadata: dict[str, Any] = {"format": fmt, "from": window[0] or None, "to": window[1]}
+    for key in ("q", "status", "source", "actor_type"):
+        if params.get(key):
+            metadata[key] = params[key]
+    for key in ("category", "activity", "organization_id", "actor_id"):
+        if params.get(key):
+            # SPEC §2 metadata values are scalars: lists travel as JSON text.
+            metadata[key] = json.dumps(sorted(set(params[key])))
+    metadata = {key: value for key, value in metadata.items() if value is not None}
+    event: dict[str, Any] = {
+        "event_id": f"download-{uuid.uuid4()}",
+        "schema_version": 1,
+        "occurred_at": now.astimezone(UTC).isoformat(timespec="milliseconds"),
+        "action": DOWNLOAD_ACTION,
+        "partner_id": caller.partner_id,
+        "actor": _strip_none(
+            {"type": "partner_user", "id": caller.sub, "name": caller.name, "role": caller.role}
+        ),
+        "source": _strip_none(
+            {
+                "channel": "api",
+                "ip": request.ip,
+                "user_agent": request.user_agent,
+                "service": API_SERVICE_NAME,
+                "request_id": request.request_id,
+            }
+        ),
+        "object": {"type": "audit_log", "name": f"audit-logs.{fmt}"},
+        "status": "success",
+        "description": f"Exported audit logs as {fmt.upper()}",
+        "metadata": metadata,
+    }
+    # Only a single organization filter makes the export "that organization's audit log".
+    if len(set(organizations)) == 1:
+        event["organization"] = {"id": organizations[0]}
+    return event
+
+
+def record_download(publisher: Publisher, event: dict[str, Any]) -> None:
+    """Publish and wait for the broker's acknowledgement.
+
+    Raises when the event cannot be delivered: the export is refused rather than served
+    unrecorded, since an audit log whose own downloads go unaudited is not one.
+    """
+    publisher.publish(event)
+    publisher.flush()
+
+
+def _strip_none(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}

@@ -1,0 +1,130 @@
+"""The Elasticsearch adapter: the only module of `api/` that talks to Elasticsearch.
+
+Views receive a `Store`; tests substitute a fake with the same three methods. Every
+request body it runs was built by `api.query`, which puts the caller's scope in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from elasticsearch import ApiError, Elasticsearch, TransportError
+
+EXPORT_PAGE_SIZE = 1000
+PIT_KEEP_ALIVE = "2m"
+
+
+class StoreUnavailable(Exception):
+    """Elasticsearch could not answer; the API answers 503, never a stack trace."""
+
+
+@dataclass
+class SearchPage:
+    documents: list[dict[str, Any]]
+    sort_values: list[list[Any]]
+    total: dict[str, Any] = field(default_factory=lambda: {"value": 0, "relation": "eq"})
+
+
+class Store(Protocol):
+    def search(self, body: dict[str, Any]) -> SearchPage: ...
+
+    def get(self, body: dict[str, Any]) -> dict[str, Any] | None: ...
+
+    def scan(self, body: dict[str, Any], page_size: int = EXPORT_PAGE_SIZE) -> Iterator[
+        dict[str, Any]
+    ]: ...
+
+    def ping(self) -> bool: ...
+
+
+class ElasticsearchStore:
+    def __init__(self, client: Elasticsearch, index: str) -> None:
+        self._client = client
+        self._index = index
+
+    def search(self, body: dict[str, Any]) -> SearchPage:
+        response = self._call(
+            self._client.search,
+            index=self._index,
+            # The alias appears with the first indexed log; before that, an empty list.
+            ignore_unavailable=True,
+            allow_no_indices=True,
+            **body,
+        )
+        return _page(response)
+
+    def get(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        page = self.search(body)
+        return page.documents[0] if page.documents else None
+
+    def scan(
+        self, body: dict[str, Any], page_size: int = EXPORT_PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching document, in `body["sort"]` order, one page in memory at a time.
+
+        A point in time pins the view of the indices, so logs arriving during a long
+        export neither shift pages nor appear twice.
+        """
+        pit = self._call(
+            self._client.open_point_in_time,
+            index=self._index,
+            keep_alive=PIT_KEEP_ALIVE,
+            ignore_unavailable=True,
+            allow_partial_search_results=False,
+        )
+        pit_id = pit["id"]
+        search_after: list[Any] | None = None
+        try:
+            while True:
+                extra: dict[str, Any] = {}
+                if search_after is not None:
+                    extra["search_after"] = search_after
+                response = self._call(
+                    self._client.search,
+                    pit={"id": pit_id, "keep_alive": PIT_KEEP_ALIVE},
+                    size=page_size,
+                    track_total_hits=False,
+                    query=body["query"],
+                    sort=body["sort"],
+                    **extra,
+                )
+                pit_id = response.get("pit_id", pit_id)
+                page = _page(response)
+                yield from page.documents
+                if len(page.documents) < page_size:
+                    return
+                search_after = page.sort_values[-1]
+        finally:
+            # If closing fails, the point in time expires by itself after PIT_KEEP_ALIVE.
+            with contextlib.suppress(ApiError, TransportError):
+                self._client.close_point_in_time(id=pit_id)
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._client.ping())
+        except (ApiError, TransportError):
+            return False
+
+    @staticmethod
+    def _call(method: Any, **kwargs: Any) -> Any:
+        try:
+            return method(**kwargs)
+        except TransportError as exc:
+            raise StoreUnavailable(f"Elasticsearch unreachable: {exc.__class__.__name__}") from exc
+        except ApiError as exc:
+            if exc.status_code in (429,) or exc.status_code >= 500:
+                raise StoreUnavailable(f"Elasticsearch answered {exc.status_code}") from exc
+            raise
+
+
+def _page(response: Any) -> SearchPage:
+    hits = response["hits"]
+    total = hits.get("total") or {"value": len(hits["hits"]), "relation": "eq"}
+    return SearchPage(
+        documents=[hit["_source"] for hit in hits["hits"]],
+        sort_values=[hit.get("sort", []) for hit in hits["hits"]],
+        total={"value": total["value"], "relation": total["relation"]},
+    )
