@@ -249,8 +249,10 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(messages, Mapping):
         flat: dict[str, list[str]] = {}
         for key, value in messages.items():
-            part = "" if key == "_schema" else str(key)
-            path = ".".join(p for p in (prefix, part) if p)
+            if key == "_schema":  # errors about the object itself belong to its path
+                path = prefix
+            else:
+                path = f"{prefix}.{key}" if prefix else str(key)
             flat.update(flatten_errors(value, path))
         return flat
     items = messages if isinstance(messages, list) else [messages]

@@ -13,9 +13,10 @@ computes the searchable representation itself and the query side mirrors it:
   that chunk. The position gap between array elements stops a phrase spanning two chunks,
   so trigrams from different values never combine into a false positive.
 * Word-start match (terms of 1-2 characters): ``audit.search.prefixes`` is a keyword array
-  of the 1- and 2-character prefixes of every word, queried with ``term`` (cheap, and not an
-  "expensive query"). A word is a white-space separated chunk or a run of letters/digits in
-  it, so ``ja`` and ``ac`` both match ``jane@acme.com`` but ``me`` does not.
+  of the 1- and 2-character substrings starting at a word start, queried with ``term``
+  (cheap, and not an "expensive query"). A word starts at the beginning of a value, after
+  white space, and where letters/digits follow another character, so ``ja``, ``ac`` and
+  ``co`` match ``jane@acme.com`` but ``me`` does not.
 * Nothing in the user's text is ever parsed as query syntax: characters are literal.
 """
 
@@ -31,7 +32,6 @@ GRAM = 3
 MIN_INFIX_TERM = GRAM  # shorter terms can only match the start of a word
 
 _PLAIN_GRAM = re.compile(r"[a-z0-9]{3}")
-_WORD = re.compile(r"[^\W_]+")  # letters and digits (Unicode), no punctuation or "_"
 
 
 def fold(text: str) -> str:
@@ -65,10 +65,17 @@ def chunks(values: Iterable[str | None]) -> list[str]:
     return list(seen)
 
 
+def word_starts(chunk: str) -> list[int]:
+    """Where words start in a chunk: its beginning, and where letters/digits follow another
+    character (``jane@acme.com``: j, a, c)."""
+    return [i for i, ch in enumerate(chunk)
+            if i == 0 or (ch.isalnum() and not chunk[i - 1].isalnum())]
+
+
 def word_prefixes(chunk: str) -> set[str]:
-    """1- and 2-character prefixes of the chunk and of each letter/digit run inside it."""
-    words = [chunk, *_WORD.findall(chunk)]
-    return {word[:n] for word in words for n in (1, 2) if len(word) >= n}
+    """The 1- and 2-character substrings of a folded chunk that begin at a word start."""
+    return {chunk[i : i + n] for i in word_starts(chunk) for n in (1, 2)
+            if i + n <= len(chunk)}
 
 
 def search_representation(values: Iterable[str | None]) -> dict[str, list[str]]:
