@@ -249,10 +249,9 @@ def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(messages, Mapping):
         flat: dict[str, list[str]] = {}
         for key, value in messages.items():
-            if key == "_schema":  # errors about the object itself belong to its path
-                path = prefix
-            else:
-                path = f"{prefix}.{key}" if prefix else str(key)
+            # "_schema" holds errors about the object itself: they belong to its own path.
+            child = f"{prefix}.{key}" if prefix else str(key)
+            path = prefix if key == "_schema" else child
             flat.update(flatten_errors(value, path))
         return flat
     items = messages if isinstance(messages, list) else [messages]
