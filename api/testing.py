@@ -1,0 +1,107 @@
+"""Test doubles for the read API: a store without Elasticsearch, a publisher without Kafka,
+and realistic events. Used by this repository's tests; importing it connects to nothing."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from api.store import EXPORT_PAGE_SIZE, SearchPage
+
+_counter = itertools.count(1)
+
+
+def make_event(
+    *,
+    event_id: str | None = None,
+    occurred_at: datetime | None = None,
+    partner_id: str = "p-100",
+    organization: dict[str, Any] | None = None,
+    action: str = "compliance.enable",
+    actor: dict[str, Any] | None = None,
+    source: dict[str, Any] | None = None,
+    obj: dict[str, Any] | None = None,
+    status: str = "success",
+    **extra: Any,
+) -> dict[str, Any]:
+    """A valid SPEC §2 event (the example of the spec unless overridden)."""
+    when = occurred_at or datetime.now(UTC) - timedelta(minutes=5)
+    event: dict[str, Any] = {
+        "event_id": event_id or f"evt-{next(_counter):06d}",
+        "schema_version": 1,
+        "occurred_at": when.astimezone(UTC).isoformat(timespec="milliseconds"),
+        "action": action,
+        "partner_id": partner_id,
+        "actor": actor
+        or {
+            "type": "partner_user",
+            "id": "u-42",
+            "name": "Jane Doe",
+            "email": "jane@partner.example",
+            "role": "admin",
+        },
+        "source": source or {"channel": "ui", "ip": "203.0.113.9", "user_agent": "Mozilla/5.0"},
+        "status": status,
+    }
+    if organization is not None:
+        event["organization"] = organization
+    if obj is not None:
+        event["object"] = obj
+    event.update(extra)
+    return event
+
+
+class FakeStore:
+    """Answers with the documents it was given, in order, and records every request body.
+
+    It does not evaluate queries: tests of what a query *selects* run on real
+    Elasticsearch; tests with this store check parameters, shapes and status codes.
+    """
+
+    def __init__(self, documents: list[dict[str, Any]] | None = None, healthy: bool = True):
+        self.documents = list(documents or [])
+        self.healthy = healthy
+        self.bodies: list[dict[str, Any]] = []
+
+    def search(self, body: dict[str, Any]) -> SearchPage:
+        self.bodies.append(body)
+        size = int(body.get("size", 10))
+        docs = self.documents[:size]
+        return SearchPage(
+            documents=docs,
+            sort_values=[[doc.get("@timestamp"), doc["event"]["id"]] for doc in docs],
+            total={"value": len(self.documents), "relation": "eq"},
+        )
+
+    def get(self, body: dict[str, Any]) -> dict[str, Any] | None:
+        page = self.search(body)
+        return page.documents[0] if page.documents else None
+
+    def scan(
+        self, body: dict[str, Any], page_size: int = EXPORT_PAGE_SIZE
+    ) -> Iterator[dict[str, Any]]:
+        self.bodies.append(body)
+        yield from self.documents
+
+    def ping(self) -> bool:
+        return self.healthy
+
+
+class RecordingPublisher:
+    """Keeps published events in memory; `fail=True` makes delivery fail like a dead broker."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.flushed = 0
+        self.fail = fail
+
+    def publish(self, event: dict[str, Any]) -> None:
+        if self.fail:
+            raise RuntimeError("broker unavailable")
+        self.events.append(event)
+
+    def flush(self) -> int:
+        self.flushed += 1
+        return 0
