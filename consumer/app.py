@@ -1,0 +1,260 @@
+"""The Faust app: one agent that takes batches, indexes them and only then commits their offsets.
+
+How offsets are controlled (the part that makes "nothing lost" true):
+
+* The input topic is declared with ``acks=False``. Faust's own offset machinery therefore never
+  records, let alone commits, an offset of ours: not from ``take()``'s ``finally`` (which acks
+  a batch even when the body raised or was cancelled), not from the messages the stream drops
+  during a rebalance (which it acks unprocessed), and not through the off-by-one of
+  faust-streaming #606 (``_new_offset`` committing past an in-flight message).
+* The agent commits itself, after Elasticsearch acknowledged every document of the batch and
+  Kafka acknowledged every dead letter: per partition, the batch's highest offset + 1, through
+  the aiokafka consumer (on its own thread, as Faust does). One agent instance (concurrency 1)
+  handles one batch at a time, so a commit never overtakes an unfinished record.
+* Records fetched before a rebalance (their generation is not the consumer's current one) are
+  indexed but not committed: the partition may belong to another worker now, or was re-seeked
+  to its committed offset and will be redelivered (a ``create`` of an existing id is a no-op).
+* Cancellation (SIGTERM, rebalance-stop) propagates out of the batch before the commit, so the
+  in-flight batch stays uncommitted and is redelivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import tempfile
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from time import monotonic
+from typing import Any, cast
+
+import faust
+from aiohttp import web
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
+from faust.types import EventT, StreamT
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from consumer import metrics
+from consumer.backoff import Backoff
+from consumer.dlq import DeadLetterQueue
+from consumer.indexer import Indexer
+from consumer.pipeline import RawRecord, commit_offsets, process_batch
+from consumer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMMIT_TIMEOUT_S = 30.0
+
+
+STUCK_AFTER_S = 15.0
+
+
+class Health:
+    """What /healthz (alive) and /readyz (not stuck retrying a batch) report."""
+
+    def __init__(self) -> None:
+        self.started_at = monotonic()
+        self.batch_started_at: float | None = None
+        self.last_batch_at: float | None = None
+
+    @property
+    def stuck(self) -> bool:
+        """A batch has waited long for Elasticsearch or Kafka: it is backing off."""
+        started = self.batch_started_at
+        return started is not None and monotonic() - started > STUCK_AFTER_S
+
+    def snapshot(self) -> dict[str, Any]:
+        now = monotonic()
+        last = self.last_batch_at
+        return {
+            "status": "retrying" if self.stuck else "ok",
+            "uptime_s": round(now - self.started_at, 1),
+            "last_batch_s_ago": None if last is None else round(now - last, 1),
+        }
+
+
+class Ingest:
+    """Handles one batch end to end, except the commit. Never raises but for cancellation."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        indexer: Indexer,
+        dead_letters: DeadLetterQueue,
+        health: Health | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.prefix = settings.index_prefix
+        self.indexer = indexer
+        self.dead_letters = dead_letters
+        self.health = health or Health()
+        self._backoff = backoff or Backoff()
+
+    async def handle(self, records: Sequence[RawRecord]) -> None:
+        """Index the valid, dead-letter the rest; returns only when both are acknowledged."""
+        metrics.CONSUMED.inc(len(records))
+        metrics.BATCH_SIZE.observe(len(records))
+        self.health.batch_started_at = monotonic()
+        # An unexpected error (a bug) must neither lose the batch (raising out of the agent
+        # would let Faust move on past it) nor stop the worker: retry the whole batch, loudly.
+        async for attempt in self._backoff.retrying("batch failed", retry_on=Exception):
+            with attempt:
+                await self._handle_once(records)
+        self.health.batch_started_at = None
+        self.health.last_batch_at = monotonic()
+
+    async def close(self) -> None:
+        await self.indexer.close()
+        await asyncio.to_thread(self.dead_letters.close)
+
+    async def _handle_once(self, records: Sequence[RawRecord]) -> None:
+        try:
+            processed = process_batch(records, self.prefix, datetime.now(UTC))
+            outcome = await self.indexer.index(processed.actions)
+            await self.dead_letters.send([*processed.dead_letters, *outcome.rejected])
+        except Exception:
+            log.exception("batch of %d records failed unexpectedly; retrying it", len(records))
+            raise
+
+
+class OffsetCommitter:
+    """Commits offsets through the Faust app's aiokafka consumer, bypassing Faust's acks."""
+
+    def __init__(self, app: faust.App) -> None:
+        self.app = app
+
+    async def commit(self, events: Iterable[EventT]) -> dict[TopicPartition, int]:
+        """Commit past `events` (already indexed); failure only means redelivery, so log it."""
+        current = self.app.consumer_generation_id
+        fresh = [event for event in events if event.message.generation_id == current]
+        offsets = {
+            TopicPartition(topic, partition): offset
+            for (topic, partition), offset in commit_offsets([to_record(e) for e in fresh]).items()
+        }
+        if not offsets:
+            return {}
+        thread: Any = self.app.consumer._thread  # type: ignore[attr-defined]
+        try:
+            committed: dict[TopicPartition, int] = await asyncio.wait_for(
+                thread.call_thread(_commit_in_consumer_thread, thread, offsets),
+                timeout=COMMIT_TIMEOUT_S,
+            )
+        except Exception as error:  # not CancelledError: that must propagate
+            metrics.COMMIT_FAILURES.inc()
+            log.warning("offset commit failed (records will be redelivered): %r", error)
+            return {}
+        return committed
+
+
+async def _commit_in_consumer_thread(
+    thread: Any, offsets: dict[TopicPartition, int]
+) -> dict[TopicPartition, int]:
+    """Runs on the consumer's thread and loop, like every aiokafka call Faust makes."""
+    consumer = thread._ensure_consumer()
+    assigned = consumer.assignment()
+    # Never commit for a partition that was revoked meanwhile: it is someone else's now.
+    mine = {tp: offset for tp, offset in offsets.items() if tp in assigned}
+    if mine:
+        await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in mine.items()})
+        for tp, offset in mine.items():
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
+                    max(highwater - offset, 0)
+                )
+    return mine
+
+
+def to_record(event: EventT) -> RawRecord:
+    message = event.message
+    return RawRecord(
+        value=message.value,
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
+    )
+
+
+def kafka_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
+    protocol = settings.kafka_security_protocol or "PLAINTEXT"
+    context: ssl.SSLContext | None = None
+    if protocol in {"SSL", "SASL_SSL"}:
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location)
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.kafka_sasl_username,
+            password=settings.kafka_sasl_password,
+            ssl_context=context,
+            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+        )
+    if context is not None:
+        return faust.SSLCredentials(context)
+    return None
+
+
+def create_app(
+    settings: Settings,
+    ingest: Ingest | None = None,
+    health: Health | None = None,
+) -> faust.App:
+    """The Faust app with its agent and web pages; connects to nothing until it is started."""
+    health = health or (ingest.health if ingest else Health())
+    if ingest is None:
+        ingest = Ingest(settings, Indexer(settings), DeadLetterQueue(settings), health)
+    app = faust.App(
+        settings.group_id,  # Faust's app id is the Kafka consumer group id
+        broker=[f"kafka://{host}" for host in settings.bootstrap_list],
+        broker_credentials=kafka_credentials(settings),
+        key_serializer="raw",
+        value_serializer="raw",  # invalid JSON must reach our code, not crash a deserializer
+        autodiscover=False,
+        consumer_auto_offset_reset="earliest",  # a new group starts at the first event
+        topic_allow_declare=False,  # topics are provisioned, never guessed by the worker
+        topic_disable_leader=True,  # no leader topic, no tables: no internal topics at all
+        topic_replication_factor=1,
+        stream_wait_empty=False,  # nothing of ours is tracked by Faust's acks anyway
+        web_enabled=True,
+        web_port=settings.worker_port,
+        web_bind="0.0.0.0",  # noqa: S104 - health and metrics are scraped from outside
+        web_in_thread=False,
+        datadir=Path(tempfile.gettempdir()) / "audit-worker",
+    )
+    topic = app.topic(*settings.topics, acks=False, key_type=bytes, value_type=bytes)
+    committer = OffsetCommitter(app)
+
+    @app.agent(topic, concurrency=1, name="ingest")
+    async def ingest_agent(stream: StreamT[bytes]) -> None:
+        batches = cast(faust.Stream, stream).noack_take(
+            settings.batch_size, settings.batch_window_seconds
+        )
+        try:
+            async for events in batches:
+                started = monotonic()
+                await ingest.handle([to_record(event) for event in events])
+                await committer.commit(events)  # only now: ES and the DLQ have acknowledged
+                metrics.BATCH_SECONDS.observe(monotonic() - started)
+        finally:  # SIGTERM cancels us here; the batch in hand was not committed
+            await ingest.close()
+
+    _add_pages(app, health)
+    return app
+
+
+def _add_pages(app: faust.App, health: Health) -> None:
+    @app.page("/healthz")
+    async def healthz(self: Any, request: Any) -> Any:
+        return self.json(health.snapshot())
+
+    @app.page("/readyz")
+    async def readyz(self: Any, request: Any) -> Any:
+        snapshot = health.snapshot()
+        return self.json(snapshot, status=503 if health.stuck else 200)
+
+    @app.page("/metrics")
+    async def prometheus(self: Any, request: Any) -> Any:
+        # A plain aiohttp response: Faust's helper refuses the charset in Prometheus' type.
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,187 @@
+"""Dead-letter adapter: the original record, unchanged, to the DLQ topic, acknowledged by Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from consumer import metrics
+from consumer.backoff import Backoff
+from consumer.pipeline import DeadLetter
+from consumer.settings import Settings
+
+log = logging.getLogger(__name__)
+
+HEADER_REASON = "x-dlq-reason"
+HEADER_ERRORS = "x-dlq-errors"
+HEADER_TOPIC = "x-dlq-original-topic"
+HEADER_PARTITION = "x-dlq-original-partition"
+HEADER_OFFSET = "x-dlq-original-offset"
+HEADER_FAILED_AT = "x-dlq-failed-at"
+HEADER_VALUE_OMITTED = "x-dlq-value-omitted"
+
+
+class ProducerLike(Protocol):
+    def produce(
+        self,
+        topic: str,
+        value: Any = ...,
+        key: Any = ...,
+        headers: Any = ...,
+        on_delivery: Any = ...,
+    ) -> None: ...
+    def poll(self, timeout: float = ...) -> int: ...
+    def flush(self, timeout: float = ...) -> int: ...
+
+
+def dlq_headers(letter: DeadLetter, failed_at: datetime) -> list[tuple[str, str | bytes | None]]:
+    """Headers naming why and where from; values are UTF-8 strings (errors as JSON)."""
+    record = letter.record
+    return [
+        (HEADER_REASON, letter.reason.encode()),
+        (HEADER_ERRORS, json.dumps(letter.errors, ensure_ascii=False, sort_keys=True).encode()),
+        (HEADER_TOPIC, record.topic.encode()),
+        (HEADER_PARTITION, str(record.partition).encode()),
+        (HEADER_OFFSET, str(record.offset).encode()),
+        (
+            HEADER_FAILED_AT,
+            failed_at.astimezone(UTC)
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+            .encode(),
+        ),
+    ]
+
+
+def producer_config(settings: Settings) -> dict[str, Any]:
+    config = settings.kafka_client_config()
+    config.update(
+        {
+            # Idempotent + acks=all: a retried send is written once, and "acked" means durable.
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            # A failed delivery surfaces within 30 s (then we retry) instead of librdkafka's 5 min.
+            "message.timeout.ms": 30000,
+            "client.id": f"{settings.group_id}-dlq",
+            # librdkafka's own log lines go through Python logging (JSON), not raw to stderr.
+            "logger": logging.getLogger("consumer.dlq.librdkafka"),
+        }
+    )
+    return config
+
+
+class DeadLetterQueue:
+    """Sends dead letters and returns only when Kafka acknowledged every one of them."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        producer_factory: Callable[[dict[str, Any]], ProducerLike] | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.topic = settings.dlq_topic
+        config = producer_config(settings)
+        self._producer = producer_factory(config) if producer_factory else Producer(config)
+        self._backoff = backoff or Backoff()
+        self._lock = threading.Lock()
+
+    async def send(self, letters: Sequence[DeadLetter]) -> None:
+        """Retry until every letter is acknowledged: the batch's offsets depend on it."""
+        pending = list(letters)
+        attempt = 0
+        failed_at = datetime.now(UTC)
+        while pending:
+            pending = await asyncio.to_thread(self._send_and_wait, pending, failed_at)
+            if pending:
+                attempt += 1
+                metrics.DLQ_RETRIES.inc()
+                delay = self._backoff.delay(attempt)
+                log.warning(
+                    "dead-letter topic %s: %d sends failed; retrying in %.1fs",
+                    self.topic,
+                    len(pending),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+        for letter in letters:
+            metrics.DEAD_LETTERED.labels(reason=letter.reason).inc()
+
+    def _send_and_wait(self, letters: list[DeadLetter], failed_at: datetime) -> list[DeadLetter]:
+        """Produce all, wait for every delivery report; return those that failed."""
+        failed: list[DeadLetter] = []
+        remaining = [len(letters)]
+
+        def report(letter: DeadLetter) -> Callable[[Any, Any], None]:
+            def on_delivery(error: KafkaError | None, _message: Any) -> None:
+                remaining[0] -= 1
+                if error is not None:
+                    self._log_failure(letter, error)
+                    failed.append(self._without_value(letter, error))
+
+            return on_delivery
+
+        with self._lock:  # one batch at a time keeps the bookkeeping simple
+            for letter in letters:
+                self._produce(letter, failed_at, report(letter))
+            while remaining[0] > 0:
+                self._producer.flush(1.0)
+        return failed
+
+    def _produce(
+        self, letter: DeadLetter, failed_at: datetime, on_delivery: Callable[[Any, Any], None]
+    ) -> None:
+        headers = dlq_headers(letter, failed_at)
+        value = letter.record.value
+        if isinstance(letter, _OmittedValue):
+            headers.append((HEADER_VALUE_OMITTED, b"too_large_for_dlq"))
+            value = None
+        while True:
+            try:
+                self._producer.produce(
+                    self.topic,
+                    value=value,
+                    key=letter.record.key,
+                    headers=headers,
+                    on_delivery=on_delivery,
+                )
+                return
+            except BufferError:  # local queue full: let deliveries drain, then try again
+                self._producer.poll(0.5)
+
+    @staticmethod
+    def _without_value(letter: DeadLetter, error: KafkaError) -> DeadLetter:
+        # The one permanent failure: the DLQ topic refuses a value this large. Retrying the
+        # same bytes would block the partition forever, so keep the headers and drop the value.
+        if error.code() == KafkaError.MSG_SIZE_TOO_LARGE and not isinstance(letter, _OmittedValue):
+            return _OmittedValue(letter.record, letter.reason, letter.errors)
+        return letter
+
+    def _log_failure(self, letter: DeadLetter, error: KafkaError) -> None:
+        record = letter.record
+        log.warning(
+            "dead-letter send failed, will retry",
+            extra={
+                "original_topic": record.topic,
+                "original_partition": record.partition,
+                "original_offset": record.offset,
+                "error": str(error),
+            },
+        )
+
+    def close(self, timeout: float = 5.0) -> None:
+        try:
+            self._producer.flush(timeout)
+        except KafkaException:
+            log.warning("dead-letter producer did not flush on close")
+
+
+class _OmittedValue(DeadLetter):
+    """A dead letter whose value the DLQ topic refused as too large."""

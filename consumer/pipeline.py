@@ -1,0 +1,129 @@
+"""Pure core of the worker: raw Kafka records in, index actions and dead letters out.
+
+No I/O here, so every rule is unit-testable; the adapters (indexer, dlq, app) do the I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from schemas.document import build_document, index_name
+from schemas.event import InvalidEvent, parse_event
+
+log = logging.getLogger(__name__)
+
+#: Reason for a document Elasticsearch refused as malformed (mapping/parse error).
+REASON_INDEX_REJECTED = "index_rejected"
+#: Reason for an event that validated but that normalization could not turn into a document.
+REASON_NORMALIZATION_FAILED = "normalization_failed"
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One Kafka record as consumed: the bytes exactly as produced, and where they came from."""
+
+    value: bytes | None
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None = None
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True)
+class IndexAction:
+    """One `create` of an audit document, remembering the record it came from."""
+
+    record: RawRecord
+    index: str
+    doc_id: str
+    document: Mapping[str, Any]
+
+    def to_bulk(self) -> dict[str, Any]:
+        # op_type=create + _id=event_id: a redelivered event is a 409, never a second copy.
+        return {
+            "_op_type": "create",
+            "_index": self.index,
+            "_id": self.doc_id,
+            "_source": self.document,
+        }
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A record that must go to the dead-letter topic unchanged, with why."""
+
+    record: RawRecord
+    reason: str
+    errors: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Processed:
+    actions: list[IndexAction]
+    dead_letters: list[DeadLetter]
+
+
+def process_batch(records: Iterable[RawRecord], index_prefix: str, now: datetime) -> Processed:
+    """Validate and normalize a batch; every record becomes exactly one action or dead letter."""
+    actions: list[IndexAction] = []
+    dead_letters: list[DeadLetter] = []
+    for record in records:
+        outcome = process_record(record, index_prefix, now)
+        if isinstance(outcome, IndexAction):
+            actions.append(outcome)
+        else:
+            dead_letters.append(outcome)
+    return Processed(actions, dead_letters)
+
+
+def process_record(record: RawRecord, index_prefix: str, now: datetime) -> IndexAction | DeadLetter:
+    try:
+        # `now` from the caller, not the clock: the "24 h in the future" rule stays testable.
+        event = parse_event(record.value, now=now)
+    except InvalidEvent as invalid:
+        return DeadLetter(record, invalid.reason, _jsonable_errors(invalid.errors))
+    try:
+        document = build_document(event, now)
+        index = index_name(index_prefix, event["occurred_at"])
+    except Exception as error:  # a normalization bug must not stop the worker: dead-letter it
+        log.exception(
+            "normalization failed at %s/%s@%s", record.topic, record.partition, record.offset
+        )
+        return DeadLetter(record, REASON_NORMALIZATION_FAILED, {"_document": [repr(error)]})
+    return IndexAction(record, index, str(event["event_id"]), document)
+
+
+def _jsonable_errors(errors: Any) -> dict[str, Any]:
+    """Field errors as plain JSON (marshmallow nests dicts and may key list items by int)."""
+    if not errors:
+        return {}
+    if isinstance(errors, Mapping):
+        return {str(key): _jsonable_value(value) for key, value in errors.items()}
+    return {"_schema": _jsonable_value(errors)}
+
+
+def _jsonable_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(key): _jsonable_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_jsonable_value(item) for item in value]
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
+
+
+def commit_offsets(records: Sequence[RawRecord]) -> dict[tuple[str, int], int]:
+    """The Kafka offsets to commit once every record of the batch is handled.
+
+    Kafka's committed offset is the *next* offset to read, hence max + 1 per partition.
+    """
+    offsets: dict[tuple[str, int], int] = {}
+    for record in records:
+        key = (record.topic, record.partition)
+        offsets[key] = max(offsets.get(key, -1), record.offset + 1)
+    return offsets

@@ -1,0 +1,160 @@
+"""Worker configuration, read from the environment once per process (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+_SECURITY_PROTOCOLS = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
+_SASL_MECHANISMS = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
+
+
+class SettingsError(ValueError):
+    """A configuration mistake, worded for the operator who made it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: str | None = None
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = field(default=None, repr=False)
+    kafka_ssl_ca_location: str | None = None
+    elasticsearch_url: str = "http://127.0.0.1:9200"
+    elasticsearch_api_key: str | None = field(default=None, repr=False)
+    elasticsearch_username: str | None = None
+    elasticsearch_password: str | None = field(default=None, repr=False)
+    elasticsearch_ca_certs: str | None = None
+    index_prefix: str = "audit-logs"
+    topics: tuple[str, ...] = ("audit.events",)
+    dlq_topic: str = "audit.events.dlq"
+    group_id: str = "audit-worker"
+    batch_size: int = 500
+    batch_window_seconds: float = 1.0
+    worker_port: int = 9108
+    log_level: str = "INFO"
+
+    @property
+    def bootstrap_list(self) -> list[str]:
+        return [host.strip() for host in self.kafka_bootstrap_servers.split(",") if host.strip()]
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """librdkafka (confluent-kafka) settings for the DLQ producer and admin probes."""
+        config: dict[str, Any] = {"bootstrap.servers": self.kafka_bootstrap_servers}
+        optional = {
+            "security.protocol": self.kafka_security_protocol,
+            "sasl.mechanism": self.kafka_sasl_mechanism,
+            "sasl.username": self.kafka_sasl_username,
+            "sasl.password": self.kafka_sasl_password,
+            "ssl.ca.location": self.kafka_ssl_ca_location,
+        }
+        config.update({key: value for key, value in optional.items() if value})
+        return config
+
+    def elasticsearch_client_options(self) -> dict[str, Any]:
+        """Keyword arguments for `Elasticsearch(...)` / `AsyncElasticsearch(...)`."""
+        options: dict[str, Any] = {"hosts": [self.elasticsearch_url]}
+        if self.elasticsearch_api_key:
+            options["api_key"] = self.elasticsearch_api_key
+        elif self.elasticsearch_username:
+            options["basic_auth"] = (self.elasticsearch_username, self.elasticsearch_password or "")
+        if self.elasticsearch_ca_certs:
+            options["ca_certs"] = self.elasticsearch_ca_certs
+        return options
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build `Settings` from the environment; raise `SettingsError` naming the bad variable."""
+    env = os.environ if environ is None else environ
+
+    def text(name: str, default: str) -> str:
+        value = env.get(name, "").strip()
+        return value or default
+
+    def optional(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    settings = Settings(
+        kafka_bootstrap_servers=text("KAFKA_BOOTSTRAP_SERVERS", Settings.kafka_bootstrap_servers),
+        kafka_security_protocol=_upper(optional("KAFKA_SECURITY_PROTOCOL")),
+        kafka_sasl_mechanism=_upper(optional("KAFKA_SASL_MECHANISM")),
+        kafka_sasl_username=optional("KAFKA_SASL_USERNAME"),
+        kafka_sasl_password=optional("KAFKA_SASL_PASSWORD"),
+        kafka_ssl_ca_location=optional("KAFKA_SSL_CA_LOCATION"),
+        elasticsearch_url=text("ELASTICSEARCH_URL", Settings.elasticsearch_url).rstrip("/"),
+        elasticsearch_api_key=optional("ELASTICSEARCH_API_KEY"),
+        elasticsearch_username=optional("ELASTICSEARCH_USERNAME"),
+        elasticsearch_password=optional("ELASTICSEARCH_PASSWORD"),
+        elasticsearch_ca_certs=optional("ELASTICSEARCH_CA_CERTS"),
+        index_prefix=text("AUDIT_INDEX_PREFIX", Settings.index_prefix),
+        topics=_topics(text("AUDIT_TOPICS", ",".join(Settings.topics))),
+        dlq_topic=text("AUDIT_DLQ_TOPIC", Settings.dlq_topic),
+        group_id=text("AUDIT_GROUP_ID", Settings.group_id),
+        batch_size=_number(env, "AUDIT_BATCH_SIZE", int, Settings.batch_size, minimum=1),
+        batch_window_seconds=_number(
+            env, "AUDIT_BATCH_WINDOW_SECONDS", float, Settings.batch_window_seconds, minimum=0.001
+        ),
+        worker_port=_number(env, "AUDIT_WORKER_PORT", int, Settings.worker_port, minimum=0),
+        log_level=text("AUDIT_LOG_LEVEL", Settings.log_level).upper(),
+    )
+    _check(settings)
+    return settings
+
+
+def _upper(value: str | None) -> str | None:
+    return value.upper() if value else None
+
+
+def _topics(raw: str) -> tuple[str, ...]:
+    topics = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
+    if not topics:
+        raise SettingsError("AUDIT_TOPICS must name at least one topic")
+    return topics
+
+
+def _number(
+    env: Mapping[str, str], name: str, kind: type[int] | type[float], default: float, minimum: float
+) -> Any:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a {kind.__name__}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def _check(settings: Settings) -> None:
+    protocol = settings.kafka_security_protocol
+    if protocol and protocol not in _SECURITY_PROTOCOLS:
+        raise SettingsError(
+            f"KAFKA_SECURITY_PROTOCOL={protocol!r}; choose one of {sorted(_SECURITY_PROTOCOLS)}"
+        )
+    if protocol and protocol.startswith("SASL"):
+        mechanism = settings.kafka_sasl_mechanism or "PLAIN"
+        if mechanism not in _SASL_MECHANISMS:
+            raise SettingsError(
+                f"KAFKA_SASL_MECHANISM={mechanism!r}; choose one of {sorted(_SASL_MECHANISMS)}"
+            )
+        if not settings.kafka_sasl_username or settings.kafka_sasl_password is None:
+            raise SettingsError(
+                f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD"
+            )
+    if settings.elasticsearch_username and settings.elasticsearch_password is None:
+        raise SettingsError("ELASTICSEARCH_USERNAME is set but ELASTICSEARCH_PASSWORD is not")
+    if not settings.bootstrap_list:
+        raise SettingsError("KAFKA_BOOTSTRAP_SERVERS is empty")
+    if not settings.elasticsearch_url.startswith(("http://", "https://")):
+        raise SettingsError(
+            f"ELASTICSEARCH_URL={settings.elasticsearch_url!r} must start with http:// or https://"
+        )
+    if settings.dlq_topic in settings.topics:
+        raise SettingsError("AUDIT_DLQ_TOPIC must not be one of AUDIT_TOPICS (it would loop)")
