@@ -99,12 +99,15 @@ def mappings() -> dict[str, Any]:
 
 def index_template(prefix: str, *, shards: int = 1, replicas: int = 0,
                    refresh_interval: str = "1s") -> dict[str, Any]:
-    """Body for ``PUT _index_template/{template_name(prefix)}``."""
+    """Body for ``PUT _index_template/{template_name(prefix)}``.
+
+    Its keys are all keyword arguments of the Elasticsearch client's ``put_index_template``
+    too (no ``_meta``), so ``put_index_template(name=..., **index_template(prefix))`` works.
+    """
     return {
         "index_patterns": [f"{prefix}-*"],
         "priority": TEMPLATE_PRIORITY,
         "version": TEMPLATE_VERSION,
-        "_meta": {"description": "Partner audit log, event schema v1", "managed_by": "schemas"},
         "template": {
             "settings": {
                 "number_of_shards": shards,
