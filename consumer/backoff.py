@@ -32,9 +32,15 @@ class Backoff:
     initial: float = 0.2
     maximum: float = 30.0
 
+    def _wait(self) -> wait_exponential_jitter:
+        # min(initial * 2**n + uniform(0, initial), maximum): jitter spreads the workers out.
+        return wait_exponential_jitter(
+            multiplier=self.initial, max=self.maximum, jitter=self.initial
+        )
+
     def delay(self, attempt: int) -> float:
         """Delay before retry number `attempt` (1-based), jitter included."""
-        wait = wait_exponential_jitter(initial=self.initial, max=self.maximum, jitter=self.initial)
+        wait = self._wait()
         state = RetryCallState(retry_object=AsyncRetrying(), fn=None, args=(), kwargs={})
         state.attempt_number = attempt
         return float(wait(state))
@@ -53,9 +59,7 @@ class Backoff:
             _log_retry(what, state)
 
         return AsyncRetrying(
-            wait=wait_exponential_jitter(
-                initial=self.initial, max=self.maximum, jitter=self.initial
-            ),
+            wait=self._wait(),
             retry=retry_if_exception_type(retry_on),
             stop=stop_never,
             reraise=True,
@@ -65,9 +69,7 @@ class Backoff:
     def retrying_sync(self, what: str) -> Retrying:
         """The blocking twin of `retrying`, for start-up checks before the event loop runs."""
         return Retrying(
-            wait=wait_exponential_jitter(
-                initial=self.initial, max=self.maximum, jitter=self.initial
-            ),
+            wait=self._wait(),
             retry=retry_if_exception_type(RetryLater),
             stop=stop_never,
             reraise=True,

@@ -1,0 +1,197 @@
+"""The batch handler and the offset committer, with fakes in place of Kafka and Elasticsearch."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from aiokafka.structs import TopicPartition
+
+from consumer.app import Ingest, OffsetCommitter, create_app
+from consumer.backoff import Backoff
+from consumer.indexer import BulkOutcome
+from consumer.pipeline import REASON_INDEX_REJECTED, DeadLetter, IndexAction, RawRecord
+from consumer.settings import Settings
+
+VALID = json.dumps(
+    {
+        "event_id": "e-1",
+        "schema_version": 1,
+        "occurred_at": "2026-11-26T08:00:00Z",
+        "action": "compliance.enable",
+        "partner_id": "p-1",
+        "actor": {"type": "system", "id": "s"},
+        "source": {"channel": "system"},
+        "status": "success",
+    }
+).encode()
+
+
+def raw(value: bytes, offset: int, partition: int = 0) -> RawRecord:
+    return RawRecord(value=value, topic="t", partition=partition, offset=offset)
+
+
+class FakeIndexer:
+    def __init__(self, failures: int = 0, reject: bool = False) -> None:
+        self.failures = failures
+        self.reject = reject
+        self.calls: list[list[str]] = []
+
+    async def index(self, actions: Sequence[IndexAction]) -> BulkOutcome:
+        self.calls.append([a.doc_id for a in actions])
+        if self.failures:
+            self.failures -= 1
+            raise RuntimeError("a bug")
+        if self.reject:
+            return BulkOutcome(
+                rejected=[DeadLetter(a.record, REASON_INDEX_REJECTED, {}) for a in actions]
+            )
+        return BulkOutcome(indexed=len(actions))
+
+    async def close(self) -> None: ...
+
+
+class FakeDlq:
+    def __init__(self) -> None:
+        self.sent: list[DeadLetter] = []
+
+    async def send(self, letters: Sequence[DeadLetter]) -> None:
+        self.sent.extend(letters)
+
+    def close(self) -> None: ...
+
+
+def ingest(indexer: FakeIndexer, dlq: FakeDlq) -> Ingest:
+    return Ingest(Settings(), indexer, dlq, backoff=Backoff(0, 0))  # type: ignore[arg-type]
+
+
+def test_valid_records_are_indexed_and_poison_dead_lettered() -> None:
+    indexer, dlq = FakeIndexer(), FakeDlq()
+
+    asyncio.run(ingest(indexer, dlq).handle([raw(VALID, 0), raw(b"nope", 1)]))
+
+    assert indexer.calls == [["e-1"]]
+    assert [(d.record.offset, d.reason) for d in dlq.sent] == [(1, "not_json")]
+
+
+def test_documents_elasticsearch_rejects_go_to_the_dlq() -> None:
+    indexer, dlq = FakeIndexer(reject=True), FakeDlq()
+
+    asyncio.run(ingest(indexer, dlq).handle([raw(VALID, 0)]))
+
+    assert [(d.record.offset, d.reason) for d in dlq.sent] == [(0, REASON_INDEX_REJECTED)]
+
+
+def test_an_unexpected_error_retries_the_batch_instead_of_raising() -> None:
+    indexer, dlq = FakeIndexer(failures=2), FakeDlq()
+
+    asyncio.run(ingest(indexer, dlq).handle([raw(VALID, 0)]))
+
+    assert len(indexer.calls) == 3
+
+
+def events(*specs: tuple[int, int, int]) -> list[Any]:
+    """(partition, offset, generation) -> objects shaped like Faust events."""
+    return [
+        SimpleNamespace(
+            message=SimpleNamespace(
+                value=b"",
+                topic="t",
+                partition=p,
+                offset=o,
+                key=None,
+                timestamp=None,
+                generation_id=g,
+            )
+        )
+        for p, o, g in specs
+    ]
+
+
+class FakeThread:
+    def __init__(self, assigned: set[TopicPartition], error: Exception | None = None) -> None:
+        self.committed: dict[TopicPartition, int] = {}
+        self.assigned = assigned
+        self.error = error
+
+    def _ensure_consumer(self) -> Any:
+        thread = self
+
+        class Consumer:
+            def assignment(self) -> set[TopicPartition]:
+                return thread.assigned
+
+            async def commit(self, offsets: dict[TopicPartition, Any]) -> None:
+                if thread.error:
+                    raise thread.error
+                thread.committed.update({tp: meta.offset for tp, meta in offsets.items()})
+
+            def highwater(self, tp: TopicPartition) -> int:
+                return 100
+
+        return Consumer()
+
+    async def call_thread(self, fun: Any, *args: Any) -> Any:
+        return await fun(*args)
+
+
+def committer(thread: FakeThread, generation: int = 5) -> OffsetCommitter:
+    app = SimpleNamespace(
+        consumer_generation_id=generation, consumer=SimpleNamespace(_thread=thread)
+    )
+    return OffsetCommitter(app)  # type: ignore[arg-type]
+
+
+def test_commits_next_offset_of_each_assigned_partition() -> None:
+    thread = FakeThread({TopicPartition("t", 0), TopicPartition("t", 1)})
+
+    asyncio.run(committer(thread).commit(events((0, 4, 5), (0, 5, 5), (1, 9, 5))))
+
+    assert thread.committed == {TopicPartition("t", 0): 6, TopicPartition("t", 1): 10}
+
+
+def test_records_fetched_before_a_rebalance_are_not_committed() -> None:
+    thread = FakeThread({TopicPartition("t", 0), TopicPartition("t", 1)})
+
+    asyncio.run(committer(thread, generation=6).commit(events((0, 4, 5), (1, 9, 6))))
+
+    assert thread.committed == {TopicPartition("t", 1): 10}
+
+
+def test_revoked_partitions_are_not_committed() -> None:
+    thread = FakeThread({TopicPartition("t", 1)})
+
+    asyncio.run(committer(thread).commit(events((0, 4, 5), (1, 9, 5))))
+
+    assert thread.committed == {TopicPartition("t", 1): 10}
+
+
+def test_a_failed_commit_is_logged_not_raised() -> None:
+    thread = FakeThread({TopicPartition("t", 0)}, error=RuntimeError("broker down"))
+
+    assert asyncio.run(committer(thread).commit(events((0, 4, 5)))) == {}
+
+
+def test_app_subscribes_without_faust_acks() -> None:
+    app = create_app(
+        Settings(topics=("a", "b"), group_id="g-unit"), ingest=ingest(FakeIndexer(), FakeDlq())
+    )
+
+    [agent] = app.agents.values()
+    channel: Any = agent.channel
+    assert set(channel.topics) == {"a", "b"}
+    assert channel.acks is False  # so Faust itself never commits our offsets
+    assert agent.concurrency == 1
+    assert app.conf.id == "g-unit"
+    assert app.conf.consumer_auto_offset_reset == "earliest"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+def test_app_has_health_and_metrics_pages(path: str) -> None:
+    app = create_app(Settings(), ingest=ingest(FakeIndexer(), FakeDlq()))
+
+    assert path in app.web.views

@@ -1,0 +1,182 @@
+"""Bulk indexing: what each status means, and retrying until nothing is left (no network)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
+
+import pytest
+from elastic_transport import ApiResponseMeta, ConnectionError, HttpHeaders, NodeConfig
+from elasticsearch import ApiError
+
+from consumer import indexer as indexer_module
+from consumer.backoff import Backoff
+from consumer.indexer import Indexer, Verdict, classify_item, item_error
+from consumer.pipeline import REASON_INDEX_REJECTED, IndexAction, RawRecord
+from consumer.settings import Settings
+
+NO_WAIT = Backoff(initial=0, maximum=0)
+
+
+@pytest.mark.parametrize(
+    ("status", "verdict"),
+    [
+        (200, Verdict.INDEXED),
+        (201, Verdict.INDEXED),
+        (409, Verdict.ALREADY_INDEXED),
+        (400, Verdict.REJECTED),
+        (429, Verdict.RETRY),
+        (500, Verdict.RETRY),
+        (503, Verdict.RETRY),
+        (403, Verdict.RETRY),  # cluster block: about the cluster, not the document
+        (404, Verdict.RETRY),  # index missing while auto-create is off
+    ],
+)
+def test_classify_item(status: int, verdict: Verdict) -> None:
+    assert classify_item(status) is verdict
+
+
+def test_item_error_reads_elasticsearch_errors() -> None:
+    item = {
+        "status": 400,
+        "error": {
+            "type": "document_parsing_exception",
+            "reason": "bad",
+            "caused_by": {"type": "x", "reason": "y"},
+        },
+    }
+
+    assert item_error(item) == {
+        "_elasticsearch": ["document_parsing_exception: bad (caused by x: y)"]
+    }
+
+
+def action(i: int) -> IndexAction:
+    record = RawRecord(value=b"{}", topic="t", partition=0, offset=i)
+    return IndexAction(record, "idx-2026.11", f"e-{i}", {"n": i})
+
+
+def api_error(status: int) -> ApiError:
+    meta = ApiResponseMeta(
+        status=status,
+        http_version="1.1",
+        headers=HttpHeaders(),
+        duration=0.0,
+        node=NodeConfig("http", "localhost", 9200),
+    )
+    return ApiError("boom", meta=meta, body={"error": "boom"})
+
+
+Script = Callable[[int, list[dict[str, Any]]], Iterable[int | BaseException]]
+
+
+def fake_bulk(monkeypatch: pytest.MonkeyPatch, script: Script) -> list[list[str]]:
+    """Replace the helper: each call answers per script(call_number, actions)."""
+    calls: list[list[str]] = []
+
+    async def streaming_bulk(
+        client: Any, actions: Iterable[dict[str, Any]], **kwargs: Any
+    ) -> AsyncIterator[tuple[bool, dict[str, Any]]]:
+        assert kwargs["raise_on_error"] is False and kwargs["max_retries"] == 0
+        batch = list(actions)
+        assert all(a["_op_type"] == "create" for a in batch)
+        calls.append([a["_id"] for a in batch])
+        for bulk_action, answer in zip(batch, script(len(calls), batch), strict=False):
+            if isinstance(answer, BaseException):
+                raise answer
+            item = {"_id": bulk_action["_id"], "status": answer}
+            if answer >= 300:
+                item["error"] = {"type": "mapper_parsing_exception", "reason": "nope"}
+            yield 200 <= answer < 300, {"create": item}
+
+    monkeypatch.setattr(indexer_module, "async_streaming_bulk", streaming_bulk)
+    return calls
+
+
+def run(actions: list[IndexAction]) -> indexer_module.BulkOutcome:
+    indexer = Indexer(Settings(), client=object(), backoff=NO_WAIT)  # type: ignore[arg-type]
+    return asyncio.run(indexer.index(actions))
+
+
+def test_everything_created_in_one_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = fake_bulk(monkeypatch, lambda n, batch: [201] * len(batch))
+
+    outcome = run([action(i) for i in range(3)])
+
+    assert (outcome.indexed, outcome.already_indexed, outcome.rejected) == (3, 0, [])
+    assert len(calls) == 1
+
+
+def test_409_counts_as_already_indexed(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_bulk(monkeypatch, lambda n, batch: [409, 201])
+
+    outcome = run([action(0), action(1)])
+
+    assert (outcome.indexed, outcome.already_indexed) == (1, 1)
+
+
+def test_400_is_rejected_as_a_dead_letter_and_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = fake_bulk(monkeypatch, lambda n, batch: [201, 400, 201])
+
+    outcome = run([action(i) for i in range(3)])
+
+    assert outcome.indexed == 2
+    assert [d.record.offset for d in outcome.rejected] == [1]
+    assert outcome.rejected[0].reason == REASON_INDEX_REJECTED
+    assert "mapper_parsing_exception" in outcome.rejected[0].errors["_elasticsearch"][0]
+    assert len(calls) == 1
+
+
+def test_429_and_5xx_items_are_retried_alone_until_they_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = {1: [201, 429, 503, 409], 2: [429, 201], 3: [201]}
+    calls = fake_bulk(monkeypatch, lambda n, batch: answers[n])
+
+    outcome = run([action(i) for i in range(4)])
+
+    assert calls == [["e-0", "e-1", "e-2", "e-3"], ["e-1", "e-2"], ["e-1"]]
+    assert (outcome.indexed, outcome.already_indexed, outcome.rejected) == (3, 1, [])
+
+
+def test_whole_request_failures_retry_what_was_not_answered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    down = ConnectionError("connection refused")
+    answers: dict[int, list[int | BaseException]] = {
+        1: [down],
+        2: [api_error(429)],
+        3: [201, api_error(503)],  # the first item was answered before the request broke
+        4: [201, 201],
+    }
+    calls = fake_bulk(monkeypatch, lambda n, batch: answers[n])
+
+    outcome = run([action(i) for i in range(3)])
+
+    assert calls[-1] == ["e-1", "e-2"]
+    assert outcome.indexed == 3
+    assert len(calls) == 4
+
+
+def test_nothing_to_index_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = fake_bulk(monkeypatch, lambda n, batch: [])
+
+    assert run([]).indexed == 0
+    assert calls == []
+
+
+def test_retrying_can_be_cancelled_without_finishing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SIGTERM during an outage: the task ends by cancellation, never by 'success'."""
+    fake_bulk(monkeypatch, lambda n, batch: [ConnectionError("down")])
+    indexer = Indexer(Settings(), client=object(), backoff=Backoff(0.01, 0.01))  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        task = asyncio.create_task(indexer.index([action(0)]))
+        await asyncio.sleep(0.1)
+        assert not task.done()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(scenario())
