@@ -60,8 +60,8 @@ def _publisher(args: argparse.Namespace) -> Iterator[AuditPublisher]:
     publisher = AuditPublisher(servers, topic=args.topic, logger=quiet,
                                **kafka_config_from_env())
     publisher.check_connection(timeout=args.connect_timeout)
-    yield publisher
-    publisher.flush()
+    with publisher:  # flushes on exit, also when interrupted
+        yield publisher
 
 
 @contextmanager
