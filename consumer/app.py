@@ -217,6 +217,10 @@ def create_app(
         topic_disable_leader=True,  # no leader topic, no tables: no internal topics at all
         topic_replication_factor=1,
         stream_wait_empty=False,  # nothing of ours is tracked by Faust's acks anyway
+        # A worker killed with SIGKILL holds its partitions until its session expires: 10 s
+        # (Faust's default is 60) lets a restarted or surviving worker take over quickly.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
         web_enabled=True,
         web_port=settings.worker_port,
         web_bind="0.0.0.0",  # noqa: S104 - health and metrics are scraped from outside
