@@ -92,7 +92,7 @@ def mappings() -> dict[str, Any]:
         # The search representation is derived data: indexed, but not stored in _source
         # (it is most of the document's size and means nothing to a reader; build_document
         # recomputes it from the rest of the document).
-        "_source": {"excludes": ["audit.search.*"]},
+        "_source": {"excludes": ["audit.search"]},
         "properties": {**_ecs_mapping(), "audit": _audit_mapping()},
     }
 
