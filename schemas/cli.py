@@ -30,13 +30,21 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="audit-log", description=__doc__.split("\n")[0])
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--topic", default=DEFAULT_TOPIC, help="default: %(default)s")
-    common.add_argument("--bootstrap-servers", default=None,
-                        help="default: $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092")
-    common.add_argument("--connect-timeout", type=float, default=10.0,
-                        help="seconds to wait for Kafka before giving up (default: 10)")
+    common.add_argument(
+        "--bootstrap-servers",
+        default=None,
+        help="default: $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092",
+    )
+    common.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=10.0,
+        help="seconds to wait for Kafka before giving up (default: 10)",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    publish = commands.add_parser("publish", parents=[common],
-                                  help="publish JSON-lines events from FILE or - (stdin)")
+    publish = commands.add_parser(
+        "publish", parents=[common], help="publish JSON-lines events from FILE or - (stdin)"
+    )
     publish.add_argument("file", metavar="FILE")
     demo = commands.add_parser("demo", parents=[common], help="publish a realistic demo stream")
     demo.add_argument("--rate", type=float, default=50.0, help="events per second; 0 = no limit")
@@ -57,8 +65,7 @@ def _publisher(args: argparse.Namespace) -> Iterator[AuditPublisher]:
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
     servers = args.bootstrap_servers or bootstrap_servers_from_env()
-    publisher = AuditPublisher(servers, topic=args.topic, logger=quiet,
-                               **kafka_config_from_env())
+    publisher = AuditPublisher(servers, topic=args.topic, logger=quiet, **kafka_config_from_env())
     publisher.check_connection(timeout=args.connect_timeout)
     with publisher:  # flushes on exit, also when interrupted
         yield publisher

@@ -18,13 +18,64 @@ from typing import Any
 
 from schemas.catalogue import Activity, all_activities
 
-FIRST = ["Jane", "Omar", "Mei", "Lukas", "Priya", "Carlos", "Aiko", "Fatima", "Noah", "Elena",
-         "Kwame", "Sofia", "Ivan", "Chloé", "Mateo", "Hana"]
-LAST = ["Doe", "Haddad", "Chen", "Müller", "Patel", "García", "Sato", "Khan", "Smith",
-        "Rossi", "Mensah", "Novak", "O'Brien", "Dubois", "Silva", "Kim"]
-ORG_WORDS = ["Acme", "Northwind", "Contoso", "Globex", "Initech", "Umbrella", "Stark",
-             "Wayne", "Tyrell", "Cyberdyne", "Hooli", "Vandelay", "Soylent", "Wonka",
-             "Oceanic", "Gringotts", "Monarch", "Massive", "Aperture", "Dunder"]
+FIRST = [
+    "Jane",
+    "Omar",
+    "Mei",
+    "Lukas",
+    "Priya",
+    "Carlos",
+    "Aiko",
+    "Fatima",
+    "Noah",
+    "Elena",
+    "Kwame",
+    "Sofia",
+    "Ivan",
+    "Chloé",
+    "Mateo",
+    "Hana",
+]
+LAST = [
+    "Doe",
+    "Haddad",
+    "Chen",
+    "Müller",
+    "Patel",
+    "García",
+    "Sato",
+    "Khan",
+    "Smith",
+    "Rossi",
+    "Mensah",
+    "Novak",
+    "O'Brien",
+    "Dubois",
+    "Silva",
+    "Kim",
+]
+ORG_WORDS = [
+    "Acme",
+    "Northwind",
+    "Contoso",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Tyrell",
+    "Cyberdyne",
+    "Hooli",
+    "Vandelay",
+    "Soylent",
+    "Wonka",
+    "Oceanic",
+    "Gringotts",
+    "Monarch",
+    "Massive",
+    "Aperture",
+    "Dunder",
+]
 ORG_SUFFIX = ["Ltd", "GmbH", "Inc.", "S.A.", "LLC", "Group", "Partners", "& Co"]
 BROWSERS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -35,10 +86,20 @@ BROWSERS = [
 ]
 API_CLIENTS = ["partner-sdk-python/2.4.1", "curl/8.5.0", "PowerShell/7.4", "okhttp/4.12.0"]
 SERVICES = ["identity", "org-management", "billing", "licensing", "reporting"]
-FAILURE_REASONS = ["not_found", "permission_denied", "conflict", "validation_failed",
-                   "upstream_timeout"]
-OFFSETS = [timedelta(0), timedelta(hours=1), timedelta(hours=-5), timedelta(hours=5, minutes=30),
-           timedelta(hours=9)]
+FAILURE_REASONS = [
+    "not_found",
+    "permission_denied",
+    "conflict",
+    "validation_failed",
+    "upstream_timeout",
+]
+OFFSETS = [
+    timedelta(0),
+    timedelta(hours=1),
+    timedelta(hours=-5),
+    timedelta(hours=5, minutes=30),
+    timedelta(hours=9),
+]
 CHANGE_FIELDS = {
     "subscription_seat.update": ("seats", lambda r: r.randint(5, 500)),
     "subscription_plan.update": ("plan", lambda r: r.choice(["basic", "standard", "premium"])),
@@ -74,34 +135,57 @@ class _World:
 
 
 def _actor(rng: random.Random, partner_id: str, org: int) -> dict[str, Any]:
-    kind = rng.choices(["partner_user", "organization_user", "internal_support", "system"],
-                       weights=[60, 20, 10, 10])[0]
+    kind = rng.choices(
+        ["partner_user", "organization_user", "internal_support", "system"],
+        weights=[60, 20, 10, 10],
+    )[0]
     if kind == "system":
         service = rng.choice(SERVICES)
         return {"type": kind, "id": f"svc-{service}", "name": f"{service} service"}
     if kind == "internal_support":
         name, email = person(rng, "support.portal.example")
-        return {"type": kind, "id": f"sup-{rng.randint(1, 30):02d}", "name": name,
-                "email": email, "role": "support"}
+        return {
+            "type": kind,
+            "id": f"sup-{rng.randint(1, 30):02d}",
+            "name": name,
+            "email": email,
+            "role": "support",
+        }
     domain = f"{partner_id}.partner.example" if kind == "partner_user" else f"org-{org}.example"
     name, email = person(rng, domain)
     number = rng.randint(1, 8)
     prefix = f"u-{partner_id}" if kind == "partner_user" else f"ou-{org:04d}"
-    return {"type": kind, "id": f"{prefix}-{number}", "name": name, "email": email,
-            "role": rng.choices(ROLES, weights=[10, 15, 50, 25])[0]}
+    return {
+        "type": kind,
+        "id": f"{prefix}-{number}",
+        "name": name,
+        "email": email,
+        "role": rng.choices(ROLES, weights=[10, 15, 50, 25])[0],
+    }
 
 
 def _source(rng: random.Random, actor: dict[str, Any]) -> dict[str, Any]:
     request_id = f"req-{uuid.UUID(int=rng.getrandbits(128), version=4).hex[:16]}"
     if actor["type"] == "system":
-        return {"channel": "system", "service": actor["id"].removeprefix("svc-"),
-                "request_id": request_id}
+        return {
+            "channel": "system",
+            "service": actor["id"].removeprefix("svc-"),
+            "request_id": request_id,
+        }
     channel = rng.choices(["ui", "api"], weights=[75, 25])[0]
-    ip = (f"203.0.113.{rng.randint(1, 254)}" if rng.random() < 0.8
-          else f"2001:db8::{rng.randint(1, 0xFFFF):x}")
+    ip = (
+        f"203.0.113.{rng.randint(1, 254)}"
+        if rng.random() < 0.8
+        else f"2001:db8::{rng.randint(1, 0xFFFF):x}"
+    )
     agent = rng.choice(BROWSERS if channel == "ui" else API_CLIENTS)
-    return {"channel": channel, "ip": ip, "user_agent": agent,
-            "service": rng.choice(SERVICES), "request_id": request_id}
+    return {
+        "channel": channel,
+        "ip": ip,
+        "user_agent": agent,
+        "service": rng.choice(SERVICES),
+        "request_id": request_id,
+    }
 
 
 def _object(rng: random.Random, activity: Activity, org: int, org_name: str) -> dict[str, Any]:
@@ -117,8 +201,9 @@ def _object(rng: random.Random, activity: Activity, org: int, org_name: str) -> 
     return {"type": kind, "id": f"{kind}-{rng.randint(1000, 9999)}"}
 
 
-def _event(rng: random.Random, world: _World, activity: Activity, at: datetime,
-           failure_rate: float) -> dict[str, Any]:
+def _event(
+    rng: random.Random, world: _World, activity: Activity, at: datetime, failure_rate: float
+) -> dict[str, Any]:
     org = rng.randint(1, world.organizations)
     partner_id, org_name = world.partner_of(org), organization_name(org)
     actor = _actor(rng, partner_id, org)
@@ -141,17 +226,24 @@ def _event(rng: random.Random, world: _World, activity: Activity, at: datetime,
         field, value = CHANGE_FIELDS[activity.code]
         event["changes"] = [{"field": field, "old": value(rng), "new": value(rng)}]
     if rng.random() < 0.25:  # the rest get the worker's generated description
-        event["description"] = (f"{activity.label} for {org_name} "
-                                f"(via {event['source']['channel']})")
+        event["description"] = f"{activity.label} for {org_name} (via {event['source']['channel']})"
     if rng.random() < 0.2:
-        event["metadata"] = {"ticket": f"SUP-{rng.randint(1000, 99999)}",
-                             "reviewed": rng.random() < 0.5}
+        event["metadata"] = {
+            "ticket": f"SUP-{rng.randint(1000, 99999)}",
+            "reviewed": rng.random() < 0.5,
+        }
     return event
 
 
-def generate_events(count: int, seed: int = 0, now: datetime | None = None,
-                    partners: int = 20, organizations: int = 500, days: float = 30,
-                    failure_rate: float = 0.05) -> Iterator[dict[str, Any]]:
+def generate_events(
+    count: int,
+    seed: int = 0,
+    now: datetime | None = None,
+    partners: int = 20,
+    organizations: int = 500,
+    days: float = 30,
+    failure_rate: float = 0.05,
+) -> Iterator[dict[str, Any]]:
     """``count`` valid v1 events in time order, the last ones close to ``now``."""
     rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
     now = now or datetime.now(UTC)

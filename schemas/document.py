@@ -74,54 +74,69 @@ def _compact(mapping: dict[str, Any]) -> dict[str, Any]:
 def searchable_values(event: dict[str, Any], description: str) -> list[str | None]:
     """SPEC §4 ``q`` scope: Log ID, actor id/name/email, object id/name, description."""
     actor, obj = event["actor"], event.get("object") or {}
-    return [event["event_id"], actor["id"], actor.get("name"), actor.get("email"),
-            obj.get("id"), obj.get("name"), description]
+    return [
+        event["event_id"],
+        actor["id"],
+        actor.get("name"),
+        actor.get("email"),
+        obj.get("id"),
+        obj.get("name"),
+        description,
+    ]
 
 
 def _ecs_part(event: dict[str, Any], description: str, ingested_at: datetime) -> dict[str, Any]:
     actor, source = event["actor"], event["source"]
-    return _compact({
-        "@timestamp": iso_ms(event["occurred_at"]),
-        "ecs": {"version": ECS_VERSION},
-        "event": _compact({
-            "id": event["event_id"],
-            "kind": "event",
-            "action": event["action"],
-            "outcome": event["status"],
-            "reason": event.get("status_reason"),
-            "ingested": iso_ms(ingested_at),
-            "dataset": DATASET,
-        }),
-        "message": description,
-        "user": _compact({
-            "id": actor["id"],
-            "name": actor.get("name"),
-            "email": actor.get("email"),
-            "roles": [actor["role"]] if actor.get("role") else None,
-        }),
-        "organization": _compact(dict(event.get("organization") or {})),
-        "source": _compact({"ip": source.get("ip")}),
-        "user_agent": _compact({"original": source.get("user_agent")}),
-        "service": _compact({"name": source.get("service")}),
-        "http": {"request": {"id": source["request_id"]}} if source.get("request_id") else None,
-    })
+    return _compact(
+        {
+            "@timestamp": iso_ms(event["occurred_at"]),
+            "ecs": {"version": ECS_VERSION},
+            "event": _compact(
+                {
+                    "id": event["event_id"],
+                    "kind": "event",
+                    "action": event["action"],
+                    "outcome": event["status"],
+                    "reason": event.get("status_reason"),
+                    "ingested": iso_ms(ingested_at),
+                    "dataset": DATASET,
+                }
+            ),
+            "message": description,
+            "user": _compact(
+                {
+                    "id": actor["id"],
+                    "name": actor.get("name"),
+                    "email": actor.get("email"),
+                    "roles": [actor["role"]] if actor.get("role") else None,
+                }
+            ),
+            "organization": _compact(dict(event.get("organization") or {})),
+            "source": _compact({"ip": source.get("ip")}),
+            "user_agent": _compact({"original": source.get("user_agent")}),
+            "service": _compact({"name": source.get("service")}),
+            "http": {"request": {"id": source["request_id"]}} if source.get("request_id") else None,
+        }
+    )
 
 
 def _audit_part(event: dict[str, Any], activity: Activity, description: str) -> dict[str, Any]:
     actor = event["actor"]
-    return _compact({
-        "schema_version": event["schema_version"],
-        "partner_id": event["partner_id"],
-        "category": {"code": activity.category_code, "label": activity.category_label},
-        "activity": {"code": activity.code, "label": activity.label},
-        "actor": _compact({"type": actor["type"], "role": actor.get("role")}),
-        "source": {"channel": event["source"]["channel"]},
-        "object": _compact(dict(event.get("object") or {})),
-        "description_generated": not event.get("description"),
-        "changes": [dict(change) for change in event.get("changes") or []],
-        "metadata": dict(event.get("metadata") or {}),
-        "search": search_representation(searchable_values(event, description)),
-    })
+    return _compact(
+        {
+            "schema_version": event["schema_version"],
+            "partner_id": event["partner_id"],
+            "category": {"code": activity.category_code, "label": activity.category_label},
+            "activity": {"code": activity.code, "label": activity.label},
+            "actor": _compact({"type": actor["type"], "role": actor.get("role")}),
+            "source": {"channel": event["source"]["channel"]},
+            "object": _compact(dict(event.get("object") or {})),
+            "description_generated": not event.get("description"),
+            "changes": [dict(change) for change in event.get("changes") or []],
+            "metadata": dict(event.get("metadata") or {}),
+            "search": search_representation(searchable_values(event, description)),
+        }
+    )
 
 
 def build_document(event: dict[str, Any], ingested_at: datetime) -> dict[str, Any]:

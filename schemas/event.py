@@ -78,7 +78,13 @@ def parse_rfc3339(text: str) -> datetime:
         offset = -offset if sign == "-" else offset
     micro = int((frac or "0")[:6].ljust(6, "0"))
     local = datetime(
-        int(year), int(month), int(day), int(hour), int(minute), int(second), micro,
+        int(year),
+        int(month),
+        int(day),
+        int(hour),
+        int(minute),
+        int(second),
+        micro,
         tzinfo=timezone(offset),
     )
     return local.astimezone(UTC)
@@ -152,8 +158,9 @@ class _Strict(_Base):
         return {key: value for key, value in data.items() if value is not None}
 
 
-def _text(*, required: bool = False, min_len: int | None = None, max_len: int | None = None,
-          **kwargs: Any) -> fields.String:
+def _text(
+    *, required: bool = False, min_len: int | None = None, max_len: int | None = None, **kwargs: Any
+) -> fields.String:
     checks = []
     if min_len is not None or max_len is not None:
         checks.append(validate.Length(min=min_len, max=max_len))
@@ -161,8 +168,9 @@ def _text(*, required: bool = False, min_len: int | None = None, max_len: int | 
 
 
 def _choice(options: tuple[str, ...], *, required: bool = False) -> fields.String:
-    return fields.String(required=required, allow_none=not required,
-                         validate=validate.OneOf(options))
+    return fields.String(
+        required=required, allow_none=not required, validate=validate.OneOf(options)
+    )
 
 
 class OrganizationSchema(_Strict):
@@ -207,7 +215,8 @@ class EventSchema(_Strict):
         validate=_fullmatch(EVENT_ID_PATTERN, "1-128 characters of A-Z a-z 0-9 . _ : -"),
     )
     schema_version = fields.Integer(
-        required=True, strict=True,
+        required=True,
+        strict=True,
         validate=validate.Equal(SCHEMA_VERSION, error="Must be the integer {other}."),
         error_messages={"invalid": "Must be the integer 1 (a JSON number, not a string)."},
     )
@@ -224,8 +233,9 @@ class EventSchema(_Strict):
     status = _choice(STATUSES, required=True)
     status_reason = _text()
     description = _text(max_len=MAX_DESCRIPTION_CHARS)
-    changes = fields.List(fields.Nested(ChangeSchema), allow_none=True,
-                          validate=validate.Length(max=MAX_CHANGES))
+    changes = fields.List(
+        fields.Nested(ChangeSchema), allow_none=True, validate=validate.Length(max=MAX_CHANGES)
+    )
     metadata = fields.Dict(
         keys=fields.String(validate=validate.Length(min=1, max=256)),
         values=_Scalar(allow_none=True),
@@ -291,7 +301,8 @@ def decode_event(raw: bytes | bytearray | memoryview | None) -> Any:
         raise InvalidEvent("not_json", {"_event": [f"Not JSON: {error}."]}) from error
 
 
-def parse_event(raw: bytes | bytearray | memoryview | None, *,
-                now: datetime | None = None) -> dict[str, Any]:
+def parse_event(
+    raw: bytes | bytearray | memoryview | None, *, now: datetime | None = None
+) -> dict[str, Any]:
     """Decode and validate one Kafka record value; raise InvalidEvent if it is not an event."""
     return validate_event(decode_event(raw), now=now)

@@ -73,8 +73,13 @@ def _ecs_mapping() -> dict[str, Any]:
         "@timestamp": {"type": "date"},
         "ecs": _object(version=KEYWORD),
         "event": _object(
-            id=KEYWORD, kind=KEYWORD, action=KEYWORD, outcome=KEYWORD, reason=KEYWORD,
-            ingested={"type": "date"}, dataset=KEYWORD,
+            id=KEYWORD,
+            kind=KEYWORD,
+            action=KEYWORD,
+            outcome=KEYWORD,
+            reason=KEYWORD,
+            ingested={"type": "date"},
+            dataset=KEYWORD,
         ),
         "message": {"type": "text"},
         "user": _object(id=KEYWORD, name=KEYWORD_AND_TEXT, email=KEYWORD, roles=KEYWORD),
@@ -97,8 +102,9 @@ def mappings() -> dict[str, Any]:
     }
 
 
-def index_template(prefix: str, *, shards: int = 1, replicas: int = 0,
-                   refresh_interval: str = "1s") -> dict[str, Any]:
+def index_template(
+    prefix: str, *, shards: int = 1, replicas: int = 0, refresh_interval: str = "1s"
+) -> dict[str, Any]:
     """Body for ``PUT _index_template/{template_name(prefix)}``.
 
     Its keys are all keyword arguments of the Elasticsearch client's ``put_index_template``

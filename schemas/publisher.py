@@ -53,8 +53,9 @@ def to_wire(event: Mapping[str, Any]) -> dict[str, Any]:
     occurred_at = wire.get("occurred_at")
     if isinstance(occurred_at, datetime):
         if occurred_at.tzinfo is None:
-            raise InvalidEvent("invalid_fields",
-                               {"occurred_at": ["A datetime must carry a timezone."]})
+            raise InvalidEvent(
+                "invalid_fields", {"occurred_at": ["A datetime must carry a timezone."]}
+            )
         wire["occurred_at"] = occurred_at.isoformat()
     return wire
 
@@ -65,20 +66,27 @@ def encode_event(event: Mapping[str, Any]) -> tuple[bytes, bytes]:
     validate_event(wire)
     value = json.dumps(wire, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     if len(value) > MAX_EVENT_BYTES:
-        raise InvalidEvent("too_large",
-                           {"_event": [f"{len(value)} bytes; the limit is {MAX_EVENT_BYTES}."]})
+        raise InvalidEvent(
+            "too_large", {"_event": [f"{len(value)} bytes; the limit is {MAX_EVENT_BYTES}."]}
+        )
     return wire["partner_id"].encode("utf-8"), value
 
 
 class AuditPublisher:
     """Publishes audit events; thread-safe. ``flush()`` raises DeliveryError on failures."""
 
-    def __init__(self, bootstrap_servers: str, topic: str = DEFAULT_TOPIC,
-                 **kafka_config: Any) -> None:
+    def __init__(
+        self, bootstrap_servers: str, topic: str = DEFAULT_TOPIC, **kafka_config: Any
+    ) -> None:
         self.topic = topic
         self.bootstrap_servers = bootstrap_servers
-        config = {**_DEFAULTS, **kafka_config, "bootstrap.servers": bootstrap_servers,
-                  "enable.idempotence": True, "acks": "all"}
+        config = {
+            **_DEFAULTS,
+            **kafka_config,
+            "bootstrap.servers": bootstrap_servers,
+            "enable.idempotence": True,
+            "acks": "all",
+        }
         self._producer = Producer(config)
         self._failures: list[str] = []
         self._lock = threading.Lock()
@@ -90,15 +98,17 @@ class AuditPublisher:
         except KafkaException as error:
             reason = error.args[0].str() if hasattr(error.args[0], "str") else error
             raise BrokerUnavailable(
-                f"cannot reach Kafka at {self.bootstrap_servers}: {reason}") from error
+                f"cannot reach Kafka at {self.bootstrap_servers}: {reason}"
+            ) from error
 
     def publish(self, event: Mapping[str, Any]) -> None:
         """Validate and enqueue one event (asynchronous: see ``flush``)."""
         key, value = encode_event(event)
         while True:
             try:
-                self._producer.produce(self.topic, value=value, key=key,
-                                       on_delivery=self._on_delivery)
+                self._producer.produce(
+                    self.topic, value=value, key=key, on_delivery=self._on_delivery
+                )
                 break
             except BufferError:
                 self._producer.poll(0.5)  # local queue full: let deliveries drain it
@@ -122,8 +132,12 @@ class AuditPublisher:
     def __enter__(self) -> AuditPublisher:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if exc is None:
             self.flush()
             return

@@ -68,14 +68,14 @@ def chunks(values: Iterable[str | None]) -> list[str]:
 def word_starts(chunk: str) -> list[int]:
     """Where words start in a chunk: its beginning, and where letters/digits follow another
     character (``jane@acme.com``: j, a, c)."""
-    return [i for i, ch in enumerate(chunk)
-            if i == 0 or (ch.isalnum() and not chunk[i - 1].isalnum())]
+    return [
+        i for i, ch in enumerate(chunk) if i == 0 or (ch.isalnum() and not chunk[i - 1].isalnum())
+    ]
 
 
 def word_prefixes(chunk: str) -> set[str]:
     """The 1- and 2-character substrings of a folded chunk that begin at a word start."""
-    return {chunk[i : i + n] for i in word_starts(chunk) for n in (1, 2)
-            if i + n <= len(chunk)}
+    return {chunk[i : i + n] for i in word_starts(chunk) for n in (1, 2) if i + n <= len(chunk)}
 
 
 def search_representation(values: Iterable[str | None]) -> dict[str, list[str]]:

@@ -17,14 +17,25 @@ from tests.unit.test_schemas_event import valid_event
 
 
 def run_cli(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run([sys.executable, "-m", "schemas.cli", *args], input=stdin,
-                          capture_output=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "schemas.cli", *args],
+        input=stdin,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def read_values(bootstrap: str, topic: str, expected: int, deadline_s: float = 60) -> list[Any]:
     """Every record of ``topic`` until ``expected`` arrived (or the deadline passed)."""
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"{topic}-reader",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"{topic}-reader",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     values: list[Any] = []
     deadline = time.monotonic() + deadline_s
@@ -38,12 +49,23 @@ def read_values(bootstrap: str, topic: str, expected: int, deadline_s: float = 6
     return values
 
 
-def test_demo_publishes_to_the_broker(kafka_bootstrap: str,
-                                      create_topic: Callable[..., str],
-                                      unique_name: Callable[[str], str]) -> None:
+def test_demo_publishes_to_the_broker(
+    kafka_bootstrap: str, create_topic: Callable[..., str], unique_name: Callable[[str], str]
+) -> None:
     topic = create_topic(unique_name("cli-demo"))
-    result = run_cli("demo", "--count", "60", "--rate", "0", "--seed", "7", "--topic", topic,
-                     "--bootstrap-servers", kafka_bootstrap)
+    result = run_cli(
+        "demo",
+        "--count",
+        "60",
+        "--rate",
+        "0",
+        "--seed",
+        "7",
+        "--topic",
+        topic,
+        "--bootstrap-servers",
+        kafka_bootstrap,
+    )
     assert result.returncode == 0, result.stderr.decode()
     records = read_values(kafka_bootstrap, topic, 60)
     assert len(records) == 60
@@ -52,8 +74,10 @@ def test_demo_publishes_to_the_broker(kafka_bootstrap: str,
 
 
 def test_publish_rejects_invalid_line_and_sends_the_rest(
-    kafka_bootstrap: str, create_topic: Callable[..., str],
-    unique_name: Callable[[str], str], tmp_path: Path,
+    kafka_bootstrap: str,
+    create_topic: Callable[..., str],
+    unique_name: Callable[[str], str],
+    tmp_path: Path,
 ) -> None:
     topic = create_topic(unique_name("cli-publish"))
     good = valid_event() | {"occurred_at": datetime.now(UTC).isoformat()}
@@ -62,8 +86,7 @@ def test_publish_rejects_invalid_line_and_sends_the_rest(
     path = tmp_path / "events.jsonl"
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
 
-    result = run_cli("publish", str(path), "--topic", topic,
-                     "--bootstrap-servers", kafka_bootstrap)
+    result = run_cli("publish", str(path), "--topic", topic, "--bootstrap-servers", kafka_bootstrap)
 
     stderr = result.stderr.decode()
     assert result.returncode == 1
@@ -73,8 +96,9 @@ def test_publish_rejects_invalid_line_and_sends_the_rest(
 
 
 def test_unreachable_broker_is_one_readable_line() -> None:
-    result = run_cli("demo", "--count", "1", "--bootstrap-servers", "127.0.0.1:1",
-                     "--connect-timeout", "2")
+    result = run_cli(
+        "demo", "--count", "1", "--bootstrap-servers", "127.0.0.1:1", "--connect-timeout", "2"
+    )
     stderr = result.stderr.decode().strip()
     assert result.returncode == 2
     assert stderr.startswith("audit-log: cannot reach Kafka at 127.0.0.1:1")

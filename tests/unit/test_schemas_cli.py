@@ -21,8 +21,14 @@ def test_publish_rejects_bad_lines_and_sends_the_rest(
 ) -> None:
     bad = recent_event()
     bad["actor"]["type"] = "robot"
-    lines = [json.dumps(recent_event()), json.dumps(bad), "", "{oops", json.dumps([1]),
-             json.dumps({**recent_event(), "event_id": "second"})]
+    lines = [
+        json.dumps(recent_event()),
+        json.dumps(bad),
+        "",
+        "{oops",
+        json.dumps([1]),
+        json.dumps({**recent_event(), "event_id": "second"}),
+    ]
     path = tmp_path / "events.jsonl"
     path.write_text("\n".join(lines) + "\n")
 
@@ -50,8 +56,7 @@ def test_demo_publishes_count(fake: type[FakeProducer]) -> None:
 
 
 def test_unreachable_broker_is_one_line(
-    fake: type[FakeProducer], monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str]
+    fake: type[FakeProducer], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     def unreachable(self: Any, timeout: float) -> None:
         raise KafkaException(KafkaError(KafkaError._TRANSPORT, "Broker transport failure"))

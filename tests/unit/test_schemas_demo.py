@@ -24,8 +24,12 @@ def test_coverage() -> None:
     assert {e["action"] for e in events[:41]} == {a.code for a in all_activities()}
     assert {e["partner_id"] for e in events} == {f"p-{n:03d}" for n in range(1, 21)}
     assert all(e["organization"]["id"] <= "org-0500" for e in events)
-    assert {e["actor"]["type"] for e in events} == {"partner_user", "organization_user",
-                                                     "internal_support", "system"}
+    assert {e["actor"]["type"] for e in events} == {
+        "partner_user",
+        "organization_user",
+        "internal_support",
+        "system",
+    }
     assert {e["source"]["channel"] for e in events} == {"ui", "api", "system"}
     statuses = Counter(e["status"] for e in events)
     assert 0.02 < statuses["failure"] / len(events) < 0.08

@@ -23,5 +23,6 @@ def test_json_examples_are_valid_events() -> None:
 def test_every_activity_code_is_listed() -> None:
     for activity in all_activities():
         family, verb = activity.code.rsplit(".", 1)
-        assert activity.code in DOC or re.search(rf"`{re.escape(family)}\.[a-z_|]*{verb}", DOC), \
+        assert activity.code in DOC or re.search(rf"`{re.escape(family)}\.[a-z_|]*{verb}", DOC), (
             activity.code
+        )

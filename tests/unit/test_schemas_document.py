@@ -28,14 +28,24 @@ from tests.unit.test_schemas_event import NOW, valid_event
 INGESTED = datetime(2026, 11, 26, 9, 0, 0, 500000, tzinfo=UTC)
 
 SPEC_LOG = {
-    "id": "3f0c9a52-6a5e-4f8e-9d7e-1c2b3a4d5e6f", "timestamp": "2026-11-26T08:59:58.120Z",
-    "partner_id": "p-100", "organization": {"id": "org-7", "name": "Acme Ltd"},
+    "id": "3f0c9a52-6a5e-4f8e-9d7e-1c2b3a4d5e6f",
+    "timestamp": "2026-11-26T08:59:58.120Z",
+    "partner_id": "p-100",
+    "organization": {"id": "org-7", "name": "Acme Ltd"},
     "category": {"code": "organization_management", "label": "Organization Management"},
     "activity": {"code": "compliance.enable", "label": "Enable compliance"},
-    "actor": {"type": "partner_user", "id": "u-42", "name": "Jane Doe",
-              "email": "jane@partner.example", "role": "admin"},
-    "source": "ui", "object": {"type": "organization", "id": "org-7", "name": "Acme Ltd"},
-    "status": "success", "status_reason": None, "description": "Enabled compliance for Acme Ltd",
+    "actor": {
+        "type": "partner_user",
+        "id": "u-42",
+        "name": "Jane Doe",
+        "email": "jane@partner.example",
+        "role": "admin",
+    },
+    "source": "ui",
+    "object": {"type": "organization", "id": "org-7", "name": "Acme Ltd"},
+    "status": "success",
+    "status_reason": None,
+    "description": "Enabled compliance for Acme Ltd",
 }
 
 
@@ -58,12 +68,20 @@ def test_ecs_field_names() -> None:
     doc = build_document(validate_event(event, now=NOW), INGESTED)
     assert doc["@timestamp"] == "2026-11-26T08:59:58.120Z"
     assert doc["event"] == {
-        "id": event["event_id"], "kind": "event", "action": "compliance.enable",
-        "outcome": "failure", "reason": "not_found", "ingested": "2026-11-26T09:00:00.500Z",
+        "id": event["event_id"],
+        "kind": "event",
+        "action": "compliance.enable",
+        "outcome": "failure",
+        "reason": "not_found",
+        "ingested": "2026-11-26T09:00:00.500Z",
         "dataset": "partner_audit",
     }
-    assert doc["user"] == {"id": "u-42", "name": "Jane Doe", "email": "jane@partner.example",
-                           "roles": ["admin"]}
+    assert doc["user"] == {
+        "id": "u-42",
+        "name": "Jane Doe",
+        "email": "jane@partner.example",
+        "roles": ["admin"],
+    }
     assert doc["organization"] == {"id": "org-7", "name": "Acme Ltd"}
     assert doc["source"] == {"ip": "203.0.113.9"}
     assert doc["user_agent"] == {"original": "Mozilla/5.0"}
@@ -92,11 +110,22 @@ def test_minimal_event_has_nulls_in_log_and_empty_details() -> None:
     doc = build_document(validate_event(event, now=NOW), INGESTED)
     detail = document_to_log_detail(stored(doc))
     assert detail["organization"] is None and detail["object"] is None
-    assert detail["actor"] == {"type": "system", "id": "svc-billing", "name": None,
-                               "email": None, "role": None}
-    assert detail["details"] == {"ip": None, "user_agent": None, "service": None,
-                                 "request_id": None, "changes": [], "metadata": {},
-                                 "ingested_at": "2026-11-26T09:00:00.500Z"}
+    assert detail["actor"] == {
+        "type": "system",
+        "id": "svc-billing",
+        "name": None,
+        "email": None,
+        "role": None,
+    }
+    assert detail["details"] == {
+        "ip": None,
+        "user_agent": None,
+        "service": None,
+        "request_id": None,
+        "changes": [],
+        "metadata": {},
+        "ingested_at": "2026-11-26T09:00:00.500Z",
+    }
     assert detail["description"] == "Enable compliance by svc-billing"
     assert doc["audit"]["description_generated"] is True
 
@@ -105,14 +134,20 @@ def test_minimal_event_has_nulls_in_log_and_empty_details() -> None:
     ("patch", "expected"),
     [
         ({}, "Enable compliance — Acme Ltd by Jane Doe"),
-        ({"object": {"type": "ad_group", "id": "g-1", "name": "Sales"}},
-         "Enable compliance — Sales (Acme Ltd) by Jane Doe"),
+        (
+            {"object": {"type": "ad_group", "id": "g-1", "name": "Sales"}},
+            "Enable compliance — Sales (Acme Ltd) by Jane Doe",
+        ),
         ({"object": None}, "Enable compliance — Acme Ltd by Jane Doe"),
-        ({"status": "failure", "status_reason": "not_found"},
-         "Enable compliance — Acme Ltd by Jane Doe (failed: not_found)"),
+        (
+            {"status": "failure", "status_reason": "not_found"},
+            "Enable compliance — Acme Ltd by Jane Doe (failed: not_found)",
+        ),
         ({"status": "failure"}, "Enable compliance — Acme Ltd by Jane Doe (failed)"),
-        ({"actor": {"type": "partner_user", "id": "u-1", "email": "a@b.example"}},
-         "Enable compliance — Acme Ltd by a@b.example"),
+        (
+            {"actor": {"type": "partner_user", "id": "u-1", "email": "a@b.example"}},
+            "Enable compliance — Acme Ltd by a@b.example",
+        ),
     ],
 )
 def test_generated_description(patch: dict[str, Any], expected: str) -> None:
@@ -123,8 +158,9 @@ def test_generated_description(patch: dict[str, Any], expected: str) -> None:
 
 
 def test_index_name_is_monthly_utc() -> None:
-    assert index_name("audit-logs", datetime(2026, 11, 30, 23, 30, tzinfo=UTC)) == \
-        "audit-logs-2026.11"
+    assert (
+        index_name("audit-logs", datetime(2026, 11, 30, 23, 30, tzinfo=UTC)) == "audit-logs-2026.11"
+    )
     # 00:30 on Dec 1st at +01:00 is still November in UTC.
     assert index_name("audit-logs", "2026-12-01T00:30:00+01:00") == "audit-logs-2026.11"
 
@@ -175,8 +211,11 @@ def document_paths(value: Any, prefix: str = "") -> set[str]:
 def assert_fits_strict_mapping(doc: dict[str, Any]) -> None:
     """Every leaf is mapped, or lies inside a mapping that takes free-form data."""
     fields = walk_mapping(index_template("p")["template"]["mappings"]["properties"])
-    free = [path for path, spec in fields.items()
-            if spec.get("type") == "flattened" or spec.get("dynamic") is False]
+    free = [
+        path
+        for path, spec in fields.items()
+        if spec.get("type") == "flattened" or spec.get("dynamic") is False
+    ]
     for path in document_paths(doc):
         assert path in fields or any(path.startswith(f"{f}.") for f in free), path
 
@@ -186,10 +225,18 @@ def assert_fits_strict_mapping(doc: dict[str, Any]) -> None:
 
 text = st.text(min_size=1, max_size=20)
 optional_text = st.none() | text
-scalars = st.none() | st.booleans() | st.integers(-(2**53), 2**53) | text | st.floats(
-    allow_nan=False, allow_infinity=False)
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3)
-                           | st.dictionaries(text, inner, max_size=3), max_leaves=5)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | text
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+    max_leaves=5,
+)
 
 
 def drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
@@ -199,42 +246,77 @@ def drop_none(mapping: dict[str, Any]) -> dict[str, Any]:
 @st.composite
 def events(draw: st.DrawFn) -> dict[str, Any]:
     # Latest local time 2026-11-26T00:00 at any real offset (<= 14h) is before NOW + 24h.
-    occurred = draw(st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2026, 11, 26),
-                                 timezones=st.sampled_from([UTC, None]) | st.timezones()))
+    occurred = draw(
+        st.datetimes(
+            min_value=datetime(1990, 1, 1),
+            max_value=datetime(2026, 11, 26),
+            timezones=st.sampled_from([UTC, None]) | st.timezones(),
+        )
+    )
     if occurred.tzinfo is None:
         occurred = occurred.replace(tzinfo=UTC)
     ip = draw(st.none() | st.ip_addresses().map(str))
     event = {
-        "event_id": draw(st.text(alphabet=string.ascii_letters + string.digits + "._:-",
-                                 min_size=1, max_size=128)),
+        "event_id": draw(
+            st.text(
+                alphabet=string.ascii_letters + string.digits + "._:-", min_size=1, max_size=128
+            )
+        ),
         "schema_version": 1,
         "occurred_at": occurred.isoformat(),
-        "action": draw(st.sampled_from([a.code for a in all_activities()])
-                       | st.from_regex(r"[a-z0-9_]{1,8}(\.[a-z0-9_]{1,8}){1,2}", fullmatch=True)),
+        "action": draw(
+            st.sampled_from([a.code for a in all_activities()])
+            | st.from_regex(r"[a-z0-9_]{1,8}(\.[a-z0-9_]{1,8}){1,2}", fullmatch=True)
+        ),
         "partner_id": draw(st.text(min_size=1, max_size=64)),
-        "organization": draw(st.none() | st.builds(lambda i, n: drop_none({"id": i, "name": n}),
-                                                  text, optional_text)),
-        "actor": drop_none({
-            "type": draw(st.sampled_from(["partner_user", "organization_user",
-                                          "internal_support", "system"])),
-            "id": draw(text), "name": draw(optional_text), "email": draw(optional_text),
-            "role": draw(st.none() | st.sampled_from(["owner", "super_admin", "admin",
-                                                      "support"])),
-        }),
-        "source": drop_none({
-            "channel": draw(st.sampled_from(["ui", "api", "system"])), "ip": ip,
-            "user_agent": draw(optional_text), "service": draw(optional_text),
-            "request_id": draw(optional_text),
-        }),
-        "object": draw(st.none() | st.builds(
-            lambda t, i, n: drop_none({"type": t, "id": i, "name": n}),
-            text, optional_text, optional_text)),
+        "organization": draw(
+            st.none() | st.builds(lambda i, n: drop_none({"id": i, "name": n}), text, optional_text)
+        ),
+        "actor": drop_none(
+            {
+                "type": draw(
+                    st.sampled_from(
+                        ["partner_user", "organization_user", "internal_support", "system"]
+                    )
+                ),
+                "id": draw(text),
+                "name": draw(optional_text),
+                "email": draw(optional_text),
+                "role": draw(
+                    st.none() | st.sampled_from(["owner", "super_admin", "admin", "support"])
+                ),
+            }
+        ),
+        "source": drop_none(
+            {
+                "channel": draw(st.sampled_from(["ui", "api", "system"])),
+                "ip": ip,
+                "user_agent": draw(optional_text),
+                "service": draw(optional_text),
+                "request_id": draw(optional_text),
+            }
+        ),
+        "object": draw(
+            st.none()
+            | st.builds(
+                lambda t, i, n: drop_none({"type": t, "id": i, "name": n}),
+                text,
+                optional_text,
+                optional_text,
+            )
+        ),
         "status": draw(st.sampled_from(["success", "failure"])),
         "status_reason": draw(optional_text),
         "description": draw(st.none() | st.text(min_size=1, max_size=200)),
-        "changes": draw(st.none() | st.lists(st.builds(
-            lambda f, o, n: {"field": f, "old": o, "new": n}, text, json_values, json_values),
-            max_size=5)),
+        "changes": draw(
+            st.none()
+            | st.lists(
+                st.builds(
+                    lambda f, o, n: {"field": f, "old": o, "new": n}, text, json_values, json_values
+                ),
+                max_size=5,
+            )
+        ),
         "metadata": draw(st.none() | st.dictionaries(text, scalars, max_size=5)),
     }
     return drop_none(event)
@@ -274,4 +356,3 @@ def test_valid_events_convert_without_loss(event: dict[str, Any]) -> None:
     assert details["changes"] == json.loads(json.dumps(event.get("changes", [])))
     assert details["metadata"] == event.get("metadata", {})
     assert details["ingested_at"] == iso_ms(INGESTED)
-

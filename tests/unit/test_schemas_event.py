@@ -30,8 +30,13 @@ def valid_event() -> dict[str, Any]:
         "action": "compliance.enable",
         "partner_id": "p-100",
         "organization": {"id": "org-7", "name": "Acme Ltd"},
-        "actor": {"type": "partner_user", "id": "u-42", "name": "Jane Doe",
-                  "email": "jane@partner.example", "role": "admin"},
+        "actor": {
+            "type": "partner_user",
+            "id": "u-42",
+            "name": "Jane Doe",
+            "email": "jane@partner.example",
+            "role": "admin",
+        },
         "source": {"channel": "ui", "ip": "203.0.113.9", "user_agent": "Mozilla/5.0"},
         "object": {"type": "organization", "id": "org-7", "name": "Acme Ltd"},
         "status": "success",
@@ -76,8 +81,10 @@ ACCEPTED = [
     ("organization", None),
     ("organization", {"id": "org-1"}),
     ("organization.name", None),
-    *[("actor.type", t) for t in ("partner_user", "organization_user", "internal_support",
-                                  "system")],
+    *[
+        ("actor.type", t)
+        for t in ("partner_user", "organization_user", "internal_support", "system")
+    ],
     *[("actor.role", r) for r in ("owner", "super_admin", "admin", "support")],
     ("actor.role", DELETE),
     ("actor.name", DELETE),
@@ -183,8 +190,7 @@ REJECTED = [
 
 
 @pytest.mark.parametrize(("path", "value", "error_path", "words"), REJECTED)
-def test_rejected_names_field_and_rule(path: str, value: Any, error_path: str,
-                                       words: str) -> None:
+def test_rejected_names_field_and_rule(path: str, value: Any, error_path: str, words: str) -> None:
     with pytest.raises(InvalidEvent) as caught:
         validate_event(with_field(path, value), now=NOW)
     assert caught.value.reason == "invalid_fields"

@@ -62,8 +62,9 @@ def recent_event() -> dict[str, Any]:
 
 
 def test_safety_config_cannot_be_overridden(fake: type[FakeProducer]) -> None:
-    AuditPublisher("k:9092", **{"acks": "1", "enable.idempotence": False,
-                                "security.protocol": "SASL_SSL"})
+    AuditPublisher(
+        "k:9092", **{"acks": "1", "enable.idempotence": False, "security.protocol": "SASL_SSL"}
+    )
     config = fake.instances[0].config
     assert config["acks"] == "all" and config["enable.idempotence"] is True
     assert config["bootstrap.servers"] == "k:9092"
@@ -122,12 +123,22 @@ def test_delivery_failure_raises_on_flush_and_on_exit(fake: type[FakeProducer]) 
 
 
 def test_kafka_config_from_env() -> None:
-    env = {"KAFKA_BOOTSTRAP_SERVERS": "b:1", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-           "KAFKA_SASL_MECHANISM": "PLAIN", "KAFKA_SASL_USERNAME": "u",
-           "KAFKA_SASL_PASSWORD": "p", "KAFKA_SSL_CA_LOCATION": "/ca.pem", "OTHER": "x"}
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": "b:1",
+        "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+        "KAFKA_SASL_MECHANISM": "PLAIN",
+        "KAFKA_SASL_USERNAME": "u",
+        "KAFKA_SASL_PASSWORD": "p",
+        "KAFKA_SSL_CA_LOCATION": "/ca.pem",
+        "OTHER": "x",
+    }
     assert bootstrap_servers_from_env(env) == "b:1"
     assert bootstrap_servers_from_env({}) == "127.0.0.1:9092"
     assert kafka_config_from_env(env) == {
-        "security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN", "sasl.username": "u",
-        "sasl.password": "p", "ssl.ca.location": "/ca.pem"}
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "PLAIN",
+        "sasl.username": "u",
+        "sasl.password": "p",
+        "ssl.ca.location": "/ca.pem",
+    }
     assert kafka_config_from_env({}) == {}

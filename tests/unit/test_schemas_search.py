@@ -46,21 +46,32 @@ def matches(query: dict[str, Any] | None, values: list[str]) -> bool:
 
 def spec_match(q: str, values: list[str]) -> bool:
     """SPEC §4, read literally: every term matches some value, case-insensitively."""
+
     def term_ok(term: str, value: str) -> bool:
         if len(term) >= 3:
             return term in value
         return any(
             value.startswith(term, i)
-            and (i == 0 or value[i - 1].isspace()
-                 or (value[i].isalnum() and not value[i - 1].isalnum()))
+            and (
+                i == 0
+                or value[i - 1].isspace()
+                or (value[i].isalnum() and not value[i - 1].isalnum())
+            )
             for i in range(len(value))
         )
 
     return all(any(term_ok(t, v.lower()) for v in values) for t in q.lower().split())
 
 
-VALUES = ["3f0c9a52-6a5e-4f8e-9d7e-1c2b3a4d5e6f", "u-42", "Jane Doe", "jane@acme.com",
-          "org-7", "Acme Ltd", "Enable compliance — Acme Ltd by Jane Doe"]
+VALUES = [
+    "3f0c9a52-6a5e-4f8e-9d7e-1c2b3a4d5e6f",
+    "u-42",
+    "Jane Doe",
+    "jane@acme.com",
+    "org-7",
+    "Acme Ltd",
+    "Enable compliance — Acme Ltd by Jane Doe",
+]
 
 
 @pytest.mark.parametrize(
@@ -106,8 +117,24 @@ def test_query_shape_and_term_and() -> None:
     }
 
 
-@pytest.mark.parametrize("q", ['a*b', 'x?y', '"quoted"', "back\\slash", "a/b", "f(x)", "k:v",
-                               "AND", "a OR b", "-x", "+y", "~z", "[1 TO 2]"])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "a*b",
+        "x?y",
+        '"quoted"',
+        "back\\slash",
+        "a/b",
+        "f(x)",
+        "k:v",
+        "AND",
+        "a OR b",
+        "-x",
+        "+y",
+        "~z",
+        "[1 TO 2]",
+    ],
+)
 def test_query_syntax_is_inert(q: str) -> None:
     """Special characters only ever appear encoded in trigram tokens or as literal term
     values: no query_string / simple_query_string / wildcard / regexp is produced."""
@@ -139,9 +166,9 @@ def test_representation_dedupes_and_splits_on_whitespace() -> None:
 
 
 values_strategy = st.lists(
-    st.text(alphabet="abcAB12 .-@_*é(\"", min_size=0, max_size=12), min_size=1, max_size=4
+    st.text(alphabet='abcAB12 .-@_*é("', min_size=0, max_size=12), min_size=1, max_size=4
 )
-term_strategy = st.text(alphabet="abcAB12.-@_*é(\"", min_size=1, max_size=5)
+term_strategy = st.text(alphabet='abcAB12.-@_*é("', min_size=1, max_size=5)
 
 
 @settings(max_examples=500, deadline=None)
