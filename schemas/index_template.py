@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from schemas.search import GRAM
-
 TEMPLATE_VERSION = 1
 # Above the built-in templates (priority 100 and below), so ours wins for its own pattern.
 TEMPLATE_PRIORITY = 200
@@ -44,7 +42,8 @@ def _search_mapping() -> dict[str, Any]:
             "analyzer": "standard",
             "norms": False,  # filter-only: no scoring, so no length norms
             "index_options": "positions",
-            "position_increment_gap": 100 + GRAM,
+            # match_phrase has slop 0, so any gap > 0 would do; 100 is the usual default.
+            "position_increment_gap": 100,
         },
         prefixes={"type": "keyword", "doc_values": False, "index_options": "docs"},
     )
