@@ -103,10 +103,13 @@ class ElasticsearchStore:
                 self._client.close_point_in_time(id=pit_id)
 
     def ping(self) -> bool:
+        """Whether Elasticsearch answers. Not `client.ping()`: that is `HEAD /`, which the
+        minimal distribution lacks (the `rest-root` module), while cluster health is core."""
         try:
-            return bool(self._client.ping())
+            health = self._client.cluster.health(timeout="2s")
         except (ApiError, TransportError):
             return False
+        return health.get("status") in ("green", "yellow")
 
     @staticmethod
     def _call(method: Any, **kwargs: Any) -> Any:

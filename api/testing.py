@@ -105,3 +105,34 @@ class RecordingPublisher:
     def flush(self) -> int:
         self.flushed += 1
         return 0
+
+
+def install_template(es: Any, prefix: str) -> None:
+    """Install the product's index template for `prefix` (as the worker does at start)."""
+    from schemas.index_template import index_template, template_name
+
+    es.indices.put_index_template(name=template_name(prefix), **index_template(prefix))
+
+
+def index_events(es: Any, prefix: str, events: list[dict[str, Any]]) -> None:
+    """Index events the way the worker does (validated, `build_document`, `_id` = event id,
+    monthly index from `occurred_at`, op_type create), then refresh so they are searchable."""
+    from elasticsearch import helpers
+
+    from schemas.document import build_document, index_name
+    from schemas.event import validate_event
+
+    now = datetime.now(UTC)
+
+    def actions() -> Iterator[dict[str, Any]]:
+        for raw in events:
+            event = validate_event(raw, now=now)
+            yield {
+                "_op_type": "create",
+                "_index": index_name(prefix, event["occurred_at"]),
+                "_id": event["event_id"],
+                "_source": build_document(event, now),
+            }
+
+    helpers.bulk(es, actions(), chunk_size=2000, refresh=False)
+    es.indices.refresh(index=f"{prefix}-*")
