@@ -18,7 +18,9 @@ from confluent_kafka.admin import AdminClient
 
 from tests.conftest import Endpoints, load_local_services
 from tests.integration.worker_harness import (
+    PARTITIONS,
     Dataset,
+    Setup,
     Worker,
     WorkerConfig,
     assert_exact,
@@ -29,43 +31,26 @@ from tests.integration.worker_harness import (
     record_figures,
     scaled,
     wait_all_committed,
+    worker_setup,
     workers,
 )
 from tests.processes import wait_until
 
 pytestmark = pytest.mark.slow  # make test-reliability selects these at full size
 
-PARTITIONS = 4
 DONE_TIMEOUT_S = 900 if scaled(0, 1) else 300
-
-Setup = Callable[..., WorkerConfig]
 
 
 @pytest.fixture
 def setup(
     kafka_bootstrap: str,
     es_url: str,
-    es: Any,
+    es: Any,  # requested so that unique_name deletes the test's indices afterwards
     unique_name: Callable[[str], str],
     create_topic: Callable[..., str],
     tmp_path: Path,
 ) -> Setup:
-    """A fresh input topic, DLQ topic, consumer group and index prefix."""
-
-    def make(partitions: int = PARTITIONS) -> WorkerConfig:
-        topic = create_topic(unique_name("events"), partitions)
-        dlq = create_topic(f"{topic}.dlq", 1)
-        return WorkerConfig(
-            kafka_bootstrap,
-            es_url,
-            topic,
-            dlq,
-            unique_name("group"),
-            unique_name("audit"),
-            tmp_path,
-        )
-
-    return make
+    return worker_setup(kafka_bootstrap, es_url, unique_name, create_topic, tmp_path)
 
 
 @pytest.fixture

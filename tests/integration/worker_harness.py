@@ -6,10 +6,13 @@ was dead-lettered, the consumer group's committed offsets for what the worker cl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import signal
+import socket
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -233,6 +236,35 @@ def workers(config: WorkerConfig) -> Iterator[list[Worker]]:
                 worker.stop(timeout_s=30)
 
 
+PARTITIONS = 4
+Setup = Callable[..., WorkerConfig]
+
+
+def worker_setup(
+    kafka_bootstrap: str,
+    es_url: str,
+    unique_name: Callable[[str], str],
+    create_topic: Callable[..., str],
+    tmp_path: Path,
+) -> Setup:
+    """Makes a fresh input topic, DLQ topic, consumer group and index prefix per call."""
+
+    def make(partitions: int = PARTITIONS) -> WorkerConfig:
+        topic = create_topic(unique_name("events"), partitions)
+        dlq = create_topic(f"{topic}.dlq", 1)
+        return WorkerConfig(
+            kafka_bootstrap,
+            es_url,
+            topic,
+            dlq,
+            unique_name("group"),
+            unique_name("audit"),
+            tmp_path,
+        )
+
+    return make
+
+
 # --------------------------------------------------------------------------- observations
 
 
@@ -373,3 +405,70 @@ def record_figures(test: str, **figures: Any) -> None:
     with (ARTIFACTS / "worker-reliability.jsonl").open("a") as out:
         out.write(json.dumps(entry) + "\n")
     print(json.dumps(entry))
+
+
+# --------------------------------------------------------------------------- outages
+
+
+class CuttableProxy:
+    """A TCP forwarder in front of a service: `cut()` is an outage only this worker sees.
+
+    It lets tests take Elasticsearch away from one worker without stopping the shared server.
+    """
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.rsplit("//", 1)[-1].rsplit(":", 1)
+        self.upstream = (host, int(port))
+        self.port = free_port()
+        self.is_cut = threading.Event()
+        self._open: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._server = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cut(self) -> None:
+        self.is_cut.set()
+        with self._lock:
+            for sock in self._open:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                    sock.close()
+            self._open.clear()
+
+    def restore(self) -> None:
+        self.is_cut.clear()
+
+    def close(self) -> None:
+        self.cut()
+        self._server.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            if self.is_cut.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._open.update({client, upstream})
+            for source, target in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(65536):
+                target.sendall(chunk)
+        for sock in (source, target):
+            with contextlib.suppress(OSError):
+                sock.close()
