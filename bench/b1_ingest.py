@@ -1,0 +1,263 @@
+"""B1 ingest throughput: the worker against the official bulk helpers, same documents, same run.
+
+1. ``generate_events`` (seeded) -> N records in a fresh 4-partition topic (produced before
+   the worker starts, so the worker is never waiting on the producer).
+2. Start ``audit-worker`` (unique topic, group, index prefix); time from its start until
+   ``_count`` (after a refresh) reaches the number of valid events. Peak RSS from
+   /proc/<pid>/status (VmHWM, plus VmRSS samples).
+3. Baseline: the same records through the worker's own pure steps (``parse_event`` +
+   ``build_document`` + ``index_name``), done *before* timing, then bulk-``create``d with
+   ``elasticsearch.helpers.parallel_bulk`` under a few chunk sizes / thread counts into fresh
+   prefixes with the same index template; the best is the baseline (the physical limit of
+   "Elasticsearch indexing these documents" on this machine).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from confluent_kafka import Producer
+from elasticsearch import Elasticsearch
+from elasticsearch.helpers import parallel_bulk
+
+from bench.common import (
+    KAFKA,
+    SEED,
+    Profiler,
+    RssSampler,
+    Service,
+    create_topics,
+    delete_topics,
+    drop_indices,
+    es_count,
+    event_bytes,
+    free_port,
+    log,
+    logs_dir,
+    ratio,
+    unique,
+    utc_now,
+    worker_env,
+)
+from schemas.demo import generate_events
+from schemas.document import build_document, index_name
+from schemas.event import InvalidEvent, parse_event
+from schemas.index_template import index_template, template_name
+
+PARTITIONS = 4
+# (chunk_size, thread_count) tried for the baseline; the best one is the baseline.
+BULK_SETTINGS = ((500, 2), (1000, 2), (2000, 2), (2000, 4))
+TARGET_RATIO = 0.8
+TARGET_RSS_MB = 250
+
+
+def produce(topic: str, records: list[tuple[bytes, bytes]]) -> float:
+    """Produce every record (batched, async delivery), return events/s of the producer."""
+    producer = Producer(
+        {
+            "bootstrap.servers": KAFKA,
+            "linger.ms": 50,
+            "batch.num.messages": 10000,
+            "queue.buffering.max.messages": 2_000_000,
+            "queue.buffering.max.kbytes": 2_000_000,
+            "enable.idempotence": True,
+        }
+    )
+    failures: list[str] = []
+
+    def delivered(error: Any, _message: Any) -> None:
+        if error is not None:
+            failures.append(str(error))
+
+    started = time.perf_counter()
+    for key, value in records:
+        while True:
+            try:
+                producer.produce(topic, key=key, value=value, on_delivery=delivered)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    remaining = producer.flush(120)
+    elapsed = time.perf_counter() - started
+    if remaining or failures:
+        raise RuntimeError(f"produce failed: {remaining} undelivered, {failures[:3]}")
+    return len(records) / elapsed
+
+
+def normalize(values: list[bytes], ingested_at: datetime) -> list[tuple[str, str, dict[str, Any]]]:
+    """What the worker does to each record (pure part): (index suffix, _id, document)."""
+    documents: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    for raw in values:
+        try:
+            event = parse_event(raw, now=ingested_at)
+        except InvalidEvent:
+            continue
+        suffix = index_name("", event["occurred_at"])  # "-YYYY.MM"
+        documents[str(event["event_id"])] = (
+            suffix,
+            str(event["event_id"]),
+            build_document(event, ingested_at),
+        )
+    return list(documents.values())
+
+
+def wait_count(
+    es: Elasticsearch,
+    index: str,
+    expected: int,
+    timeout: float,
+    alive: Any = None,
+    interval: float = 0.5,
+) -> tuple[float | None, list[tuple[float, int]]]:
+    """Poll ``_count`` (with a refresh) until ``expected``; (seconds to reach it, series)."""
+    started = time.monotonic()
+    series: list[tuple[float, int]] = []
+    while True:
+        count = es_count(es, index)
+        elapsed = time.monotonic() - started
+        series.append((round(elapsed, 2), count))
+        if count >= expected:
+            return elapsed, series
+        if elapsed > timeout or (alive is not None and not alive()):
+            return None, series
+        time.sleep(interval)
+
+
+def run_worker(
+    es: Elasticsearch, topic: str, prefix: str, expected: int, profile: bool
+) -> dict[str, Any]:
+    env = worker_env(prefix, topic, free_port())
+    profiler = Profiler(profile, "b1-worker")
+    service = Service("audit-worker", env, logs_dir() / f"{prefix}-worker.log")
+    timeout = max(180.0, expected / 200)
+    try:
+        profiler.attach(service.pid, "worker")
+        with RssSampler(lambda: [service.pid], interval=0.5) as rss:
+            elapsed, series = wait_count(es, f"{prefix}-*", expected, timeout, alive=service.alive)
+            rss.sample()
+        profiler.stop()
+        startup = next((t for t, c in series if c > 0), None)
+    finally:
+        service.stop()
+    indexed = series[-1][1] if series else 0
+    result: dict[str, Any] = {
+        "complete": elapsed is not None,
+        "indexed": indexed,
+        "seconds": round(elapsed, 2) if elapsed else None,
+        "events_per_s": round(expected / elapsed, 1) if elapsed else None,
+        "first_document_after_s": startup,
+        "peak_rss_mb": rss.peak_mb(),
+        "rss_series_mb": [(t, max(s.values(), default=None)) for t, s, _ in rss.series],
+        "count_series": series,
+        "settings": {"AUDIT_BATCH_SIZE": env.get("AUDIT_BATCH_SIZE", "default (500)")},
+        "profiles": profiler.outputs,
+    }
+    if elapsed and startup is not None and elapsed > startup:
+        result["steady_events_per_s"] = round(expected / (elapsed - startup), 1)
+    if not result["complete"]:
+        result["events_per_s"] = round(indexed / (series[-1][0] or 1), 1)
+        log(f"B1 worker did not finish: {indexed}/{expected} indexed; log tail:\n{service.tail()}")
+    return result
+
+
+def run_baseline(
+    es: Elasticsearch, docs: list[tuple[str, str, dict[str, Any]]], chunk: int, threads: int
+) -> dict[str, Any]:
+    prefix = unique(f"b1-bulk{chunk}x{threads}")
+    es.indices.put_index_template(name=template_name(prefix), **index_template(prefix))
+    errors = 0
+    try:
+        started = time.monotonic()
+        actions = (
+            {"_op_type": "create", "_index": prefix + suffix, "_id": doc_id, "_source": doc}
+            for suffix, doc_id, doc in docs
+        )
+        for ok, _item in parallel_bulk(
+            es,
+            actions,
+            chunk_size=chunk,
+            thread_count=threads,
+            max_chunk_bytes=50 * 2**20,
+            raise_on_error=False,
+        ):
+            errors += not ok
+        sent = time.monotonic() - started
+        elapsed, _series = wait_count(es, f"{prefix}-*", len(docs), timeout=600, interval=0.2)
+        total = time.monotonic() - started
+    finally:
+        drop_indices(es, prefix)
+    return {
+        "chunk_size": chunk,
+        "thread_count": threads,
+        "errors": errors,
+        "seconds": round(total, 2),
+        "bulk_seconds": round(sent, 2),
+        "events_per_s": round(len(docs) / total, 1) if elapsed is not None else None,
+    }
+
+
+def run(es: Elasticsearch, n: int, profile: bool = False) -> dict[str, Any]:
+    now = utc_now()
+    log(f"B1: generating {n:,} events (seed {SEED})")
+    events = list(
+        generate_events(
+            n, seed=SEED, now=now, partners=20, organizations=500, days=30, failure_rate=0.05
+        )
+    )
+    records = [(str(e["partner_id"]).encode(), event_bytes(e)) for e in events]
+    del events
+    topic = unique("b1")
+    prefix = f"{topic}-worker"
+    create_topics([topic], PARTITIONS)
+    create_topics([f"{topic}.dlq"], 1)
+    try:
+        rate = produce(topic, records)
+        log(f"B1: produced {len(records):,} records into {topic} ({rate:,.0f}/s)")
+        docs = normalize([value for _, value in records], datetime.now(UTC))
+        valid = len(docs)
+        log(f"B1: {valid:,} valid distinct events; starting audit-worker")
+        worker = run_worker(es, topic, prefix, valid, profile)
+        log(f"B1: worker {worker['events_per_s']} events/s, peak RSS {worker['peak_rss_mb']} MB")
+        drop_indices(es, prefix)
+        baselines = []
+        for chunk, threads in BULK_SETTINGS:
+            result = run_baseline(es, docs, chunk, threads)
+            log(f"B1: bulk chunk={chunk} threads={threads}: {result['events_per_s']} events/s")
+            baselines.append(result)
+    finally:
+        delete_topics([topic, f"{topic}.dlq"])
+        drop_indices(es, prefix)
+    best = max(baselines, key=lambda b: b["events_per_s"] or 0)
+    worker_ratio = ratio(worker["events_per_s"], best["events_per_s"])
+    steady_ratio = ratio(worker.get("steady_events_per_s"), best["events_per_s"])
+    return {
+        "benchmark": "B1 ingest throughput",
+        "n_events": n,
+        "n_valid": valid,
+        "partitions": PARTITIONS,
+        "producer_events_per_s": round(rate, 1),
+        "worker": worker,
+        "baseline": {
+            "method": "elasticsearch.helpers.parallel_bulk, op_type=create, same "
+            "index template, documents built beforehand",
+            "best": best,
+            "tried": baselines,
+        },
+        "ratio": worker_ratio,
+        "steady_ratio": steady_ratio,
+        "targets": {
+            "ratio": {
+                "target": f">= {TARGET_RATIO}",
+                "value": worker_ratio,
+                "met": worker_ratio is not None and worker_ratio >= TARGET_RATIO,
+            },
+            "peak_rss_mb": {
+                "target": f"<= {TARGET_RSS_MB}",
+                "value": worker["peak_rss_mb"],
+                "met": 0 < worker["peak_rss_mb"] <= TARGET_RSS_MB,
+            },
+        },
+    }

@@ -1,0 +1,207 @@
+"""B4 export: stream N matching logs as CSV through the API; rows/s and the API's memory.
+
+Uses the B3 dataset. The caller is the owner of its largest partner; the window is the
+newest whole days of that partner that hold at least N logs. A fresh ``audit-api`` serves
+the export; the RSS of its gunicorn processes is sampled every 0.5 s with the number of
+rows received so far, so memory can be read against progress (flat = streaming).
+Baseline in the same run: the same query through the product's own store scan
+(``api.store.ElasticsearchStore.scan``: point in time + ``search_after``, 1,000 a page)
+straight from Elasticsearch, without Flask, conversion or CSV: what reading those logs
+costs at all.
+"""
+
+from __future__ import annotations
+
+import http.client
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from elasticsearch import Elasticsearch
+
+from api.auth import Caller
+from api.query import build_export_query
+from api.store import ElasticsearchStore
+from bench import dataset
+from bench.common import (
+    RssSampler,
+    Service,
+    api_env,
+    api_path,
+    children,
+    create_topics,
+    delete_topics,
+    free_port,
+    log,
+    logs_dir,
+    mint_token,
+    ratio,
+    rfc3339,
+    unique,
+)
+from schemas.index_template import read_alias
+
+FLAT_GROWTH_MB = 20  # RSS growth allowed between 25 % and 100 % of the rows
+
+
+def choose_window(
+    es: Elasticsearch, alias: str, target: int, now: datetime
+) -> tuple[str, datetime]:
+    """The largest partner, and the start of the newest days holding >= ``target`` of its logs."""
+    reply = es.search(
+        index=alias, size=0, aggs={"p": {"terms": {"field": "audit.partner_id", "size": 100}}}
+    )
+    partner = reply["aggregations"]["p"]["buckets"][0]["key"]
+    reply = es.search(
+        index=alias,
+        size=0,
+        query={"term": {"audit.partner_id": partner}},
+        aggs={
+            "d": {
+                "date_histogram": {
+                    "field": "@timestamp",
+                    "calendar_interval": "day",
+                    "order": {"_key": "desc"},
+                }
+            }
+        },
+    )
+    total = 0
+    start = now - timedelta(days=dataset.DAYS + 1)
+    for bucket in reply["aggregations"]["d"]["buckets"]:
+        total += bucket["doc_count"]
+        start = datetime.fromisoformat(bucket["key_as_string"].replace("Z", "+00:00"))
+        if total >= target:
+            break
+    return partner, start
+
+
+def stream_export(base_url: str, path: str, token: str, progress: list[int]) -> dict[str, Any]:
+    host, port = base_url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=300)
+    started = time.perf_counter()
+    conn.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+    reply = conn.getresponse()
+    first_byte = time.perf_counter() - started
+    if reply.status != 200:
+        raise RuntimeError(f"export answered {reply.status}: {reply.read(500)!r}")
+    newlines = size = 0
+    while True:
+        chunk = reply.read(256 * 1024)
+        if not chunk:
+            break
+        size += len(chunk)
+        newlines += chunk.count(b"\n")
+        progress[0] = newlines
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return {
+        "rows": newlines - 1,
+        "bytes": size,
+        "seconds": round(elapsed, 2),
+        "first_byte_ms": round(first_byte * 1000, 1),
+        "content_type": reply.getheader("Content-Type"),
+    }
+
+
+def run(es: Elasticsearch, b3_n: int, target: int) -> dict[str, Any]:
+    prefix = dataset.dataset_prefix(b3_n)
+    alias = read_alias(prefix)
+    manifest = dataset.read_manifest(es, prefix)
+    if not manifest or not manifest.get("complete"):
+        raise RuntimeError(f"B4 needs the B3 dataset {prefix}: run B3 first")
+    now = datetime.fromisoformat(manifest["now"])
+    partner, start = choose_window(es, alias, target, now)
+    end = now + timedelta(seconds=1)
+    caller = Caller(sub="bench-owner", name="Bench User", partner_id=partner, role="owner")
+    body = build_export_query({"from_": start, "to": end}, caller, now)
+    expected = int(es.count(index=alias, query=body["query"])["count"])
+    log(f"B4: exporting {expected:,} logs of {partner} since {start:%Y-%m-%d} as CSV")
+
+    topic = unique("b4") + ".downloads"
+    create_topics([topic], 1)
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    api = Service("audit-api", api_env(prefix, topic, port), logs_dir() / f"{topic}-api.log")
+    progress = [0]
+    try:
+        api.wait_http(f"{base_url}/healthz")
+        pids = [api.pid, *children(api.pid)]
+        path = api_path(
+            "/api/v1/audit-logs/export",
+            [("format", "csv"), ("from", rfc3339(start)), ("to", rfc3339(end))],
+        )
+        with RssSampler(lambda: pids, interval=0.5, progress=lambda: progress[0]) as rss:
+            rss.sample()
+            before = dict(rss.series[0][1])
+            exported = stream_export(base_url, path, mint_token(partner), progress)
+            rss.sample()
+    finally:
+        api.stop()
+        delete_topics([topic])
+    rows_per_s = exported["rows"] / exported["seconds"]
+    log(f"B4: API {exported['rows']:,} rows in {exported['seconds']}s ({rows_per_s:,.0f} rows/s)")
+
+    store = ElasticsearchStore(es, alias)
+    started = time.perf_counter()
+    scanned = sum(1 for _ in store.scan(body))
+    scan_seconds = time.perf_counter() - started
+    scan_rate = scanned / scan_seconds
+    log(f"B4: direct scan {scanned:,} logs in {scan_seconds:.1f}s ({scan_rate:,.0f}/s)")
+
+    memory = memory_profile(rss, exported["rows"], before)
+    return {
+        "benchmark": "B4 export",
+        "n_rows_target": target,
+        "partner": partner,
+        "window": {"from": rfc3339(start), "to": rfc3339(end)},
+        "expected_rows": expected,
+        "api": {**exported, "rows_per_s": round(rows_per_s, 1)},
+        "baseline": {
+            "what": "api.store.ElasticsearchStore.scan straight from Elasticsearch "
+            "(PIT + search_after, 1000/page), no CSV",
+            "rows": scanned,
+            "seconds": round(scan_seconds, 2),
+            "rows_per_s": round(scan_rate, 1),
+        },
+        "ratio": ratio(rows_per_s, scan_rate),
+        "memory": memory,
+        "targets": {
+            "rows_complete": {
+                "target": f"= {expected}",
+                "value": exported["rows"],
+                "met": exported["rows"] == expected,
+            },
+            "rss_flat": {
+                "target": f"growth <= {FLAT_GROWTH_MB} MB from 25 % to 100 % of rows",
+                "value": memory["growth_after_25pct_mb"],
+                "met": memory["growth_after_25pct_mb"] <= FLAT_GROWTH_MB,
+            },
+        },
+    }
+
+
+def memory_profile(rss: RssSampler, rows: int, before: dict[int, float]) -> dict[str, Any]:
+    """Peak and growth of the gunicorn worker that served the export (the one that grew most)."""
+    series = rss.series
+    pids = {pid for _, sizes, _ in series for pid in sizes}
+
+    def growth(pid: int) -> float:
+        values = [s[pid] for _, s, _ in series if pid in s]
+        return max(values) - values[0] if values else 0.0
+
+    server = max(pids, key=growth) if pids else 0
+    points = [(t, sizes.get(server), done) for t, sizes, done in series if server in sizes]
+    quarter = next((mb for _, mb, done in points if done is not None and done >= rows / 4), None)
+    final = points[-1][1] if points else None
+    peak = max((mb for _, mb, _ in points if mb is not None), default=0.0)
+    return {
+        "serving_pid": server,
+        "rss_before_mb": before.get(server),
+        "rss_at_25pct_mb": quarter,
+        "rss_end_mb": final,
+        "peak_rss_mb": max(peak, rss.hwm_mb.get(server, 0.0)),
+        "growth_after_25pct_mb": round((peak - quarter) if quarter is not None else peak, 1),
+        "all_processes_peak_mb": {str(pid): mb for pid, mb in rss.hwm_mb.items()},
+        "series": [(t, mb, done) for t, mb, done in points],
+    }

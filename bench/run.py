@@ -1,0 +1,159 @@
+"""``python -m bench.run [--quick] [--only B1,B2,B3,B4] [--profile]``: QUALITY.md's B1-B4.
+
+Needs Kafka and Elasticsearch (``python3 deploy/local/services.py up``, or
+``KAFKA_BOOTSTRAP_SERVERS`` / ``ELASTICSEARCH_URL``) and the project installed in the venv
+(``audit-worker`` and ``audit-api`` are started as subprocesses). Writes
+``bench/results/<name>.json`` (``-quick`` suffix for ``--quick``), PNG plots and
+``docs/benchmarks.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from bench import report
+from bench.common import environment, es_client, log, write_result
+
+SIZES: dict[str, dict[str, Any]] = {
+    "full": {
+        "b1_n": 200_000,
+        "b2_n": 5_000,
+        "b2_rate": 500,
+        "b3_n": 5_000_000,
+        "b3_per_kind": 300,
+        "b3_naive_per_kind": 25,
+        "b3_naive_cap_s": 300,
+        "b3_milestones": [500_000, 1_000_000, 2_500_000],
+        "b4_n": 1_000_000,
+    },
+    "quick": {
+        "b1_n": 20_000,
+        "b2_n": 1_000,
+        "b2_rate": 500,
+        "b3_n": 200_000,
+        "b3_per_kind": 60,
+        "b3_naive_per_kind": 8,
+        "b3_naive_cap_s": 60,
+        "b3_milestones": [50_000, 100_000],
+        "b4_n": 100_000,
+    },
+}
+BENCHES = ("B1", "B2", "B3", "B4")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes (< 10 minutes)")
+    parser.add_argument(
+        "--only", default=",".join(BENCHES), help="comma-separated subset, e.g. B1,B3"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="record py-spy flame graphs of the worker (B1) and API (B3)",
+    )
+    parser.add_argument(
+        "--reuse-stale-dataset",
+        action="store_true",
+        help="reuse the B3 dataset even if the document code changed since",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=N",
+        help="override a size, e.g. --set b3_n=1000000",
+    )
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="only redraw plots and docs/benchmarks.md from the JSON results",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    mode = "quick" if args.quick else "full"
+    sizes = dict(SIZES[mode])
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in sizes:
+            raise SystemExit(f"unknown size {key!r}; one of {', '.join(sorted(sizes))}")
+        sizes[key] = (
+            type(sizes[key])(value)
+            if not isinstance(sizes[key], list)
+            else [int(v) for v in value.split(",") if v]
+        )
+    if args.report_only:
+        report.write_all()
+        return 0
+    wanted = [b.strip().upper() for b in args.only.split(",") if b.strip()]
+    unknown = set(wanted) - set(BENCHES)
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+    suffix = "-quick" if args.quick else ""
+    es = es_client()
+    es.cluster.health(wait_for_status="yellow", timeout="30s")
+    env = environment(es)
+    log(
+        f"{mode} run of {', '.join(wanted)} on {env['cpu_count']} cores, "
+        f"Elasticsearch {env['elasticsearch'].get('version')}, Kafka {env['kafka']}"
+    )
+
+    from bench import b1_ingest, b2_latency, b3_query, b4_export
+
+    jobs: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
+        "B1": ("b1_ingest", lambda: b1_ingest.run(es, sizes["b1_n"], args.profile)),
+        "B2": ("b2_latency", lambda: b2_latency.run(es, sizes["b2_n"], sizes["b2_rate"])),
+        "B3": (
+            "b3_query",
+            lambda: b3_query.run(
+                es,
+                sizes["b3_n"],
+                sizes["b4_n"],
+                sizes["b3_per_kind"],
+                sizes["b3_naive_per_kind"],
+                sizes["b3_naive_cap_s"],
+                sizes["b3_milestones"],
+                args.reuse_stale_dataset,
+                args.profile,
+            ),
+        ),
+        "B4": ("b4_export", lambda: b4_export.run(es, sizes["b3_n"], sizes["b4_n"])),
+    }
+    failed: list[str] = []
+    started = time.monotonic()
+    for bench in wanted:
+        name, job = jobs[bench]
+        log(f"--- {bench} ({mode}) ---")
+        began = time.monotonic()
+        try:
+            result = job()
+        except Exception as error:
+            traceback.print_exc()
+            log(f"{bench} failed: {error!r}")
+            failed.append(bench)
+            continue
+        result.update(
+            mode=mode,
+            sizes=sizes,
+            duration_s=round(time.monotonic() - began, 1),
+            environment=environment(es),
+        )
+        write_result(name + suffix, result)
+    log(
+        f"done in {(time.monotonic() - started) / 60:.1f} min"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
+    report.write_all()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
