@@ -187,3 +187,19 @@ def test_import_refuses_a_non_http_kibana_url(capsys: pytest.CaptureFixture[str]
     module = load_import_module()
     assert module.main({"KIBANA_URL": "file:///etc/passwd"}) == 1
     assert "http(s)" in capsys.readouterr().err
+
+
+def test_every_object_declares_the_version_kibana_migrates_it_from(
+    objects: list[dict[str, Any]],
+) -> None:
+    def version(text: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in text.split("."))
+
+    for obj in objects:
+        assert obj["coreMigrationVersion"] == "8.8.0", obj["id"]
+        # Nothing newer than the Kibana these objects are for (8.19): it would be refused.
+        assert version(obj["typeMigrationVersion"]) <= (8, 19, 0), obj["id"]
+    for lens in by_type(objects, "lens"):
+        # "formBased" exists from 8.6.0; declared older, Kibana's 8.6.0 migration would
+        # replace it with the (absent) pre-8.6 "indexpattern" state.
+        assert version(lens["typeMigrationVersion"]) >= (8, 6, 0)
