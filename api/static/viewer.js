@@ -551,7 +551,9 @@
     var total = state.total.relation === "gte"
       ? "more than " + numberFormat.format(state.total.value)
       : numberFormat.format(state.total.value);
-    if (shown === 1 && state.total.value === 1) return "1 log";
+    if (state.total.relation !== "gte" && state.total.value === shown) {
+      return shown === 1 ? "1 log" : numberFormat.format(shown) + " logs"; // all of them
+    }
     return "Showing " + numberFormat.format(shown) + " of " + total + " logs";
   }
 
@@ -723,7 +725,10 @@
       section("Activity", dl([
         ["Log ID", h("code", { class: "al-log-id", text: log.id })],
         ["Time (UTC)", log.timestamp],
-        ["Activity", log.activity ? log.activity.label + " (" + log.activity.code + ")" : ""],
+        ["Activity", log.activity ? [
+          h("span", { class: "al-primary", text: log.activity.label }),
+          h("code", { class: "al-secondary al-log-id", text: log.activity.code })
+        ] : ""],
         ["Category", log.category && log.category.label],
         ["Status", log.status === "failure" ? "Failed" : "Success"],
         ["Reason", log.status_reason],

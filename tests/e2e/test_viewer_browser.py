@@ -330,6 +330,7 @@ def test_the_page_lists_the_last_24_hours_newest_first_and_loads_more(
     page.get_by_role("button", name="Load more").click()
     expect(_rows(page)).to_have_count(site.in_last_day)
     expect(page.get_by_role("button", name="Load more")).to_be_hidden()
+    expect(page.locator("#al-status")).to_have_text(f"{site.in_last_day} logs — last 24 hours.")
     ids = [row.get_attribute("data-id") for row in _rows(page).all()]
     assert len(set(ids)) == len(ids), "a log was repeated across pages"
     assert site.events["three_days_ago"]["event_id"] not in ids
