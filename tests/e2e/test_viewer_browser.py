@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -546,6 +547,24 @@ def test_an_admin_sees_only_the_organizations_they_manage(page: Any, site: Site)
 # --- helpers --------------------------------------------------------------------------------
 
 
+@contextmanager
+def _serve_html(html: str) -> Iterator[str]:
+    """A one-page web server on its own loopback port (so on its own origin)."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [html.encode()]
+
+    server = make_server("127.0.0.1", 0, app)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
 def _poll_json(
     consumer: Any, wanted: Callable[[dict[str, Any]], bool], timeout_s: float = 30
 ) -> dict[str, Any]:
@@ -558,3 +577,54 @@ def _poll_json(
         if wanted(value):
             return dict(value)
     raise AssertionError(f"no matching event within {timeout_s:.0f}s")
+
+
+def test_a_portal_on_another_origin_embeds_the_page_and_hands_it_tokens(
+    page: Any, site: Site
+) -> None:
+    """docs/viewer.md, "As an iframe": the frame asks its parent for a token, and again when
+    the API refuses the first one; the portal answers with postMessage."""
+    expired = jwt.encode(
+        {"sub": "u", "partner_id": site.partner_id, "role": "owner", "exp": 1}, SECRET, "HS256"
+    )
+    portal = f"""<!doctype html><title>Portal</title>
+<iframe id="viewer" title="Audit log" src="{site.url}/" style="width:1400px;height:800px"></iframe>
+<script>
+  const VIEWER = {json.dumps(site.url)};
+  const frame = document.getElementById("viewer");
+  const tokens = [{json.dumps(expired)}, {json.dumps(site.token)}];
+  window.asked = [];
+  window.addEventListener("message", (event) => {{
+    if (event.origin !== VIEWER || event.source !== frame.contentWindow) return;
+    window.asked.push(event.data.type);
+    const token = tokens.length > 1 ? tokens.shift() : tokens[0];
+    frame.contentWindow.postMessage({{type: "audit-log:token", token}}, VIEWER);
+  }});
+</script>"""
+    # The portal on its own origin (another port). A real server, not a routed page:
+    # Chromium refuses to let a page it deems public frame a loopback address.
+    with _serve_html(portal) as portal_url:
+        page.goto(portal_url)
+        frame = page.frame_locator("#viewer")
+        expect(frame.locator("#al-table tbody tr")).to_have_count(PAGE_SIZE)
+        asked = page.evaluate("window.asked")
+    assert asked[0] == "audit-log:token-request"
+    assert "audit-log:token-expired" in asked  # the expired token was refused, then replaced
+    expect(frame.get_by_role("alert")).to_have_count(0)
+
+
+def test_a_same_origin_page_embeds_the_script_with_a_data_token(page: Any, site: Site) -> None:
+    """docs/viewer.md, "In the portal's own page": assets and API behind one origin."""
+    host = f"""<!doctype html><title>Portal</title>
+<link rel="stylesheet" href="/assets/viewer.css">
+<h1>Partner portal</h1>
+<div data-audit-log class="al-root" data-api-base="/" data-token="{site.token}"></div>
+<script src="/assets/viewer.js" defer></script>"""
+    page.route(
+        f"{site.url}/portal/",
+        lambda route: route.fulfill(status=200, content_type="text/html", body=host),
+    )
+    page.goto(f"{site.url}/portal/")
+    expect(_rows(page)).to_have_count(PAGE_SIZE)
+    # Read once, then gone from the DOM where other scripts could find it.
+    assert page.locator("[data-audit-log]").get_attribute("data-token") is None
