@@ -373,6 +373,7 @@ def test_typing_a_partial_term_narrows_the_rows(page: Any, site: Site) -> None:
 
 
 def test_filters_narrow_the_list(page: Any, site: Site) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
     _open(page, site)
     expect(_rows(page)).to_have_count(PAGE_SIZE)
 
@@ -394,6 +395,7 @@ def test_filters_narrow_the_list(page: Any, site: Site) -> None:
     page.get_by_label("Source").select_option(label="API")
     expect(_rows(page)).to_have_count(1)
     expect(page.get_by_role("button", name="More filters, 2 active")).to_be_visible()
+    page.screenshot(path=str(ARTIFACTS / "viewer-filters.png"))
 
     page.get_by_role("button", name="Reset filters").click()
     expect(_rows(page)).to_have_count(PAGE_SIZE)
@@ -577,6 +579,26 @@ def _poll_json(
         if wanted(value):
             return dict(value)
     raise AssertionError(f"no matching event within {timeout_s:.0f}s")
+
+
+def test_on_a_phone_the_details_cover_the_list_and_close_again(browser: Any, site: Site) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        page = context.new_page()
+        _open(page, site)
+        row = _row(page, site.events["compliance"])
+        row.click()
+        details = page.get_by_role("complementary", name="Enable compliance")
+        expect(details).to_contain_text("203.0.113.9")
+        box = details.bounding_box()
+        assert box is not None and box["width"] <= 390
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "viewer-phone-details.png"))
+        details.get_by_role("button", name="Close details").click()
+        expect(details).to_be_hidden()
+        expect(row).to_be_focused()
+    finally:
+        context.close()
 
 
 def test_a_portal_on_another_origin_embeds_the_page_and_hands_it_tokens(
