@@ -6,7 +6,7 @@ naming the parameter before any view code runs.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask_smorest.error_handler import ErrorSchema
@@ -27,6 +27,12 @@ MAX_ID_CHARS = 256
 MAX_VALUES_PER_FILTER = 100
 
 
+# Wide enough for any audit question, narrow enough that "now - 24 h" and UTC conversion
+# can never leave the range Python and Elasticsearch dates share.
+MIN_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_TIME = datetime(9999, 1, 1, tzinfo=UTC)
+
+
 def category_codes() -> list[str]:
     return [category.code for category in categories()] + [OTHER_CATEGORY_CODE]
 
@@ -38,7 +44,13 @@ class AwareDateTime(fields.DateTime):
         result = super()._deserialize(value, attr, data, **kwargs)
         if result.tzinfo is None or result.utcoffset() is None:
             raise ValidationError("Must be an RFC 3339 time with an offset (e.g. Z or +01:00).")
-        return result
+        try:
+            utc = result.astimezone(UTC)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
+            raise ValidationError("Time out of range.") from None
+        if not MIN_TIME <= utc <= MAX_TIME:
+            raise ValidationError(f"Must be between {MIN_TIME:%Y} and {MAX_TIME:%Y}.")
+        return utc
 
 
 def _repeatable(inner: fields.Field, description: str) -> fields.List:

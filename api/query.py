@@ -49,7 +49,8 @@ FILTER_PARAMS = ("q", "from_", "to", *MULTI_VALUE_FILTERS, *SINGLE_VALUE_FILTERS
 
 def format_time(value: datetime) -> str:
     """UTC RFC 3339 with microseconds, as Elasticsearch's default date format parses it."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: "%Y" does not zero-pad years before 1000 on glibc.
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def resolve_window(params: Mapping[str, Any], now: datetime) -> tuple[str, str]:

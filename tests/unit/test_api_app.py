@@ -170,6 +170,9 @@ def test_forged_cursor_is_400_naming_cursor(client: FlaskClient, cursor: str) ->
         ("from=yesterday", "from"),
         ("to=2026-13-01T00:00:00Z", "to"),
         ("from=2026-11-26T10:00:00", "from"),  # no offset
+        ("from=0001-01-01T00:00:00%2B01:00", "from"),  # before year 1 in UTC
+        ("from=1969-12-31T23:59:59Z", "from"),
+        ("to=9999-12-31T23:59:59-01:00", "to"),  # after 9999 in UTC
         ("from=2026-11-26T10:00:00Z&to=2026-11-25T10:00:00Z", "from"),
         ("q=" + "a" * 257, "q"),
         ("organization_id=" + "o" * 300, "organization_id"),
