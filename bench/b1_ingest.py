@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -87,20 +88,29 @@ def produce(topic: str, records: list[tuple[bytes, bytes]]) -> float:
     return len(records) / elapsed
 
 
-def normalize(values: list[bytes], ingested_at: datetime) -> list[tuple[str, str, dict[str, Any]]]:
-    """What the worker does to each record (pure part): (index suffix, _id, document)."""
-    documents: dict[str, tuple[str, str, dict[str, Any]]] = {}
+def _normalize_chunk(args: tuple[list[bytes], str]) -> list[tuple[str, str, dict[str, Any]]]:
+    values, ingested = args
+    ingested_at = datetime.fromisoformat(ingested)
+    out = []
     for raw in values:
         try:
             event = parse_event(raw, now=ingested_at)
         except InvalidEvent:
             continue
         suffix = index_name("", event["occurred_at"])  # "-YYYY.MM"
-        documents[str(event["event_id"])] = (
-            suffix,
-            str(event["event_id"]),
-            build_document(event, ingested_at),
-        )
+        out.append((suffix, str(event["event_id"]), build_document(event, ingested_at)))
+    return out
+
+
+def normalize(values: list[bytes], ingested_at: datetime) -> list[tuple[str, str, dict[str, Any]]]:
+    """What the worker does to each record (its pure part: ``parse_event``, ``index_name``,
+    ``build_document``), on a process pool: (index suffix, _id, document), distinct ids."""
+    chunks = [(values[i : i + 5000], ingested_at.isoformat()) for i in range(0, len(values), 5000)]
+    documents: dict[str, tuple[str, str, dict[str, Any]]] = {}
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        for part in pool.imap(_normalize_chunk, chunks):
+            for item in part:
+                documents[item[1]] = item
     return list(documents.values())
 
 

@@ -126,6 +126,35 @@ def poller(base_url: str, partners: list[str], tracker: Tracker, stop: threading
     client.close()
 
 
+def stage_breakdown(
+    es: Elasticsearch, prefix: str, ids: list[str], tracker: Tracker
+) -> dict[str, Any]:
+    """Split each latency at the worker's ``event.ingested`` (the wall time its batch was
+    processed): produce -> batch processing starts (Kafka, consumer, take() buffering), and
+    batch start -> returned by the API (validation, bulk, refresh, the poll)."""
+    reply = es.search(
+        index=f"{prefix}-*",
+        size=len(ids) + 100,
+        query={"ids": {"values": ids}},
+        source_includes=["event.id", "event.ingested", "@timestamp"],
+    )
+    waited, rest = [], []
+    for hit in reply["hits"]["hits"]:
+        doc = hit["_source"]
+        event_id = doc["event"]["id"]
+        if event_id not in tracker.seen:
+            continue
+        occurred = datetime.fromisoformat(doc["@timestamp"].replace("Z", "+00:00"))
+        ingested = datetime.fromisoformat(doc["event"]["ingested"].replace("Z", "+00:00"))
+        wait = (ingested - occurred).total_seconds()
+        waited.append(wait)
+        rest.append(tracker.seen[event_id] - tracker.produced[event_id] - wait)
+    return {
+        "produce_to_batch_start": summary_ms(waited),
+        "batch_start_to_api": summary_ms(rest),
+    }
+
+
 def refresh_interval(es: Elasticsearch, prefix: str) -> str:
     settings = es.indices.get_settings(
         index=f"{prefix}-*", name="index.refresh_interval", include_defaults=True
@@ -233,6 +262,7 @@ def run(es: Elasticsearch, n: int, rate: float) -> dict[str, Any]:
         while tracker.outstanding() and time.monotonic() < deadline:
             time.sleep(0.1)
         interval = refresh_interval(es, prefix)
+        stages = stage_breakdown(es, prefix, measured, tracker)
     finally:
         stop.set()
         for thread in threads:
@@ -253,6 +283,7 @@ def run(es: Elasticsearch, n: int, rate: float) -> dict[str, Any]:
         "latency_ms": stats,
         "latencies_ms": sorted(round(x * 1000, 1) for x in latencies),
         "not_seen_within_60s": missing,
+        "stages_ms": stages,
         "refresh_interval": interval,
         "worker_batch": {
             "AUDIT_BATCH_SIZE": "500 (default)",

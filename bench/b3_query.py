@@ -433,6 +433,17 @@ def run_mix(
     wall_a = run_clients(requests, paired)
     profiler.stop()
 
+    # One client, a few of each kind: the service time without queueing behind 7 others.
+    single = Recorder()
+    sequential = [r for kind in KINDS for r in [q for q in requests if q.kind == kind][:15]]
+    log(f"B3: phase S, {len(sequential)} requests each way with a single client")
+
+    def one(request: Request) -> None:
+        single.add("api", request.kind, *executor.api(request))
+        single.add("direct", request.kind, *executor.direct(request))
+
+    run_clients(sequential, one, clients=1)
+
     naive_requests = [
         r for kind in SEARCH_KINDS for r in [q for q in requests if q.kind == kind][:naive_per_kind]
     ]
@@ -454,6 +465,7 @@ def run_mix(
         "direct": recorder.stats("direct"),
         "naive": recorder.stats("naive"),
         "paired_overhead_ms": summary_ms(pairs) if pairs else {},
+        "single_client": {"api": single.stats("api"), "direct": single.stats("direct")},
         "profiles": profiler.outputs,
         "sample_terms": [r.params.get("q") for r in requests if "q" in r.params][:20],
     }

@@ -29,7 +29,8 @@ from typing import Any
 
 import jwt
 from confluent_kafka.admin import AdminClient, NewTopic
-from elasticsearch import Elasticsearch
+from elastic_transport import TransportError
+from elasticsearch import ApiError, Elasticsearch
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -85,11 +86,23 @@ def es_client(timeout: float = 300) -> Elasticsearch:
     return Elasticsearch(ES_URL, request_timeout=timeout, connections_per_node=32)
 
 
-def es_count(es: Elasticsearch, index: str, refresh: bool = True) -> int:
-    if refresh:
-        es.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
-    reply = es.count(index=index, ignore_unavailable=True, allow_no_indices=True)
-    return int(reply["count"])
+def es_count(es: Elasticsearch, index: str, refresh: bool = True, patience: float = 180) -> int:
+    """``_count`` (after a refresh); rides out an Elasticsearch restart of up to ``patience`` s
+    (the local node is shared with other test runs, which may restart it)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            if refresh:
+                es.indices.refresh(index=index, ignore_unavailable=True, allow_no_indices=True)
+            reply = es.count(index=index, ignore_unavailable=True, allow_no_indices=True)
+            return int(reply["count"])
+        except (TransportError, ApiError) as error:
+            if isinstance(error, ApiError) and error.status_code < 500:
+                raise
+            if time.monotonic() > deadline:
+                raise
+            log(f"Elasticsearch unavailable ({type(error).__name__}); waiting")
+            time.sleep(2)
 
 
 def drop_indices(es: Elasticsearch, prefix: str) -> None:

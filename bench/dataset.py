@@ -27,7 +27,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from bench.common import REPO, SEED, drop_indices, es_count, log
+from bench.common import SEED, drop_indices, es_count, log
 from schemas.demo import generate_events
 from schemas.document import build_document, index_name
 from schemas.index_template import index_template, read_alias, template_name
@@ -35,15 +35,6 @@ from schemas.index_template import index_template, read_alias, template_name
 DAYS = 90
 ORGANIZATIONS = 500
 CHUNK = 2000
-# Files whose change makes a stored dataset stale (documents or generator would differ).
-SHAPING_FILES = (
-    "schemas/document.py",
-    "schemas/search.py",
-    "schemas/index_template.py",
-    "schemas/demo.py",
-    "schemas/catalogue.py",
-    "schemas/data/activities.csv",
-)
 
 
 def dataset_prefix(n: int) -> str:
@@ -51,10 +42,16 @@ def dataset_prefix(n: int) -> str:
 
 
 def code_hash() -> str:
-    digest = hashlib.sha256()
-    for name in SHAPING_FILES:
-        digest.update((REPO / name).read_bytes())
-    return digest.hexdigest()[:16]
+    """Fingerprint of what shapes the stored data: the template body and the documents
+    ``build_document`` makes of the first generated events (not source bytes, so a
+    reformatting or a comment does not force a reload of millions of logs)."""
+    fixed = datetime(2026, 1, 1, tzinfo=UTC)
+    events = list(generate_events(200, seed=SEED, now=fixed, partners=5, days=DAYS))
+    body = {
+        "template": index_template("x"),
+        "documents": [build_document(event, fixed) for event in events],
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def partners_for(n: int, export_n: int) -> int:
@@ -78,6 +75,8 @@ def write_manifest(
     es: Elasticsearch, prefix: str, manifest: dict[str, Any], refresh_interval: str = "1s"
 ) -> None:
     body = index_template(prefix, refresh_interval=refresh_interval)
+    if refresh_interval != "1s":  # loading: no fsync per bulk request either
+        body["template"]["settings"]["translog"] = {"durability": "async"}
     body["_meta"] = {**body.get("_meta", {}), "bench": manifest}
     es.indices.put_index_template(name=template_name(prefix), **body)
 
@@ -196,7 +195,10 @@ def load(
                 last_log = time.monotonic()
         for future in in_flight:
             failed += future.result()
-    es.indices.put_settings(index=f"{prefix}-*", settings={"refresh_interval": "1s"})
+    es.indices.put_settings(
+        index=f"{prefix}-*",
+        settings={"refresh_interval": "1s", "translog": {"durability": "request"}},
+    )
     seconds = time.monotonic() - started - paused
     count = es_count(es, read_alias(prefix))
     manifest.update(

@@ -10,6 +10,7 @@ Needs Kafka and Elasticsearch (``python3 deploy/local/services.py up``, or
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import traceback
@@ -133,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         name, job = jobs[bench]
         log(f"--- {bench} ({mode}) ---")
         began = time.monotonic()
+        load_before = [round(x, 2) for x in os.getloadavg()]
         try:
             result = job()
         except Exception as error:
@@ -144,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
             mode=mode,
             sizes=sizes,
             duration_s=round(time.monotonic() - began, 1),
-            environment=environment(es),
+            environment={**environment(es), "load_average_before": load_before},
         )
         write_result(name + suffix, result)
     log(
