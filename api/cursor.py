@@ -44,8 +44,10 @@ def fingerprint(filters: Mapping[str, Any], scope: Mapping[str, Any]) -> str:
         if isinstance(value, list | tuple | set | frozenset):
             value = sorted(str(v) for v in value)
         elif isinstance(value, Mapping):
-            value = {k: sorted(map(str, v)) if isinstance(v, list | tuple) else v
-                     for k, v in sorted(value.items())}
+            value = {
+                k: sorted(map(str, v)) if isinstance(v, list | tuple) else v
+                for k, v in sorted(value.items())
+            }
         canonical[key] = value
     text = json.dumps(canonical, sort_keys=True, default=str, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:32]

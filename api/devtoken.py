@@ -1,7 +1,7 @@
 """Mint development tokens (HS256) for `make run`, the tests and manual calls.
 
-    python -m api.devtoken --partner p-100 --role owner
-    python -m api.devtoken --partner p-100 --role admin --org org-7 --org org-8
+python -m api.devtoken --partner p-100 --role owner
+python -m api.devtoken --partner p-100 --role admin --org org-7 --org org-8
 """
 
 from __future__ import annotations

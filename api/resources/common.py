@@ -37,9 +37,7 @@ def auth_responses(blueprint: Blueprint) -> Callable[[F], F]:
         view = blueprint.alt_response(401, schema=Error, description="No, bad or expired token")(
             view
         )
-        result: F = blueprint.alt_response(403, schema=Error, description="Role not allowed")(
-            view
-        )
+        result: F = blueprint.alt_response(403, schema=Error, description="Role not allowed")(view)
         return result
 
     return decorate

@@ -43,21 +43,34 @@ def bearer(role: str = "owner", org_ids: tuple[str, ...] = ()) -> dict[str, str]
 def prefix(es: Any) -> Iterator[str]:
     name = f"t-api-export-{uuid.uuid4().hex[:10]}"
     install_template(es, name)
-    index_events(es, name, [
-        make_event(event_id=f"x-{n:03d}", partner_id="p-x",
-                   occurred_at=NOW - timedelta(minutes=n),
-                   organization={"id": f"org-{n % 2}", "name": f"Org {n % 2}"},
-                   description=f"Exported {n}")
-        for n in range(120)
-    ])
+    index_events(
+        es,
+        name,
+        [
+            make_event(
+                event_id=f"x-{n:03d}",
+                partner_id="p-x",
+                occurred_at=NOW - timedelta(minutes=n),
+                organization={"id": f"org-{n % 2}", "name": f"Org {n % 2}"},
+                description=f"Exported {n}",
+            )
+            for n in range(120)
+        ],
+    )
     yield name
     es.options(ignore_status=404).indices.delete(index=f"{name}-*")
     es.options(ignore_status=404).indices.delete_index_template(name=name)
 
 
 def consume(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> list[bytes]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"t-{uuid.uuid4().hex}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"t-{uuid.uuid4().hex}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
     consumer.subscribe([topic])
     values: list[bytes] = []
     deadline = time.monotonic() + timeout
@@ -78,18 +91,29 @@ def consume(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> l
 
 
 def test_export_publishes_the_download_event_to_kafka(
-    prefix: str, es_url: str, kafka_bootstrap: str, create_topic: Callable[..., str],
+    prefix: str,
+    es_url: str,
+    kafka_bootstrap: str,
+    create_topic: Callable[..., str],
     unique_name: Callable[[str], str],
 ) -> None:
     topic = create_topic(unique_name("downloads"))
-    settings = Settings(jwt_secret=SECRET, index_prefix=prefix, elasticsearch_url=es_url,
-                        kafka_bootstrap_servers=kafka_bootstrap, events_topic=topic)
+    settings = Settings(
+        jwt_secret=SECRET,
+        index_prefix=prefix,
+        elasticsearch_url=es_url,
+        kafka_bootstrap_servers=kafka_bootstrap,
+        events_topic=topic,
+    )
     client = create_app(settings).test_client()  # the real AuditPublisher
     response = client.get(
         "/api/v1/audit-logs/export",
         query_string={"format": "csv", "organization_id": "org-1", "q": "exported"},
-        headers={**bearer("admin", ("org-1",)), "User-Agent": "pytest-export",
-                 "X-Request-Id": "req-123"},
+        headers={
+            **bearer("admin", ("org-1",)),
+            "User-Agent": "pytest-export",
+            "X-Request-Id": "req-123",
+        },
     )
     assert response.status_code == 200
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
@@ -102,8 +126,12 @@ def test_export_publishes_the_download_event_to_kafka(
     assert event["action"] == "audit_log.download"
     assert event["partner_id"] == "p-x"
     assert event["organization"] == {"id": "org-1"}
-    assert event["actor"] == {"type": "partner_user", "id": "u-exporter",
-                              "name": "Erin Exporter", "role": "admin"}
+    assert event["actor"] == {
+        "type": "partner_user",
+        "id": "u-exporter",
+        "name": "Erin Exporter",
+        "role": "admin",
+    }
     assert event["source"]["channel"] == "api"
     assert event["source"]["user_agent"] == "pytest-export"
     assert event["source"]["request_id"] == "req-123"
@@ -115,9 +143,13 @@ def test_export_is_refused_when_the_broker_is_down(prefix: str, es_url: str) -> 
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{probe.getsockname()[1]}"
-    settings = Settings(jwt_secret=SECRET, index_prefix=prefix, elasticsearch_url=es_url,
-                        kafka_bootstrap_servers=dead,
-                        kafka_config={"message.timeout.ms": "1500"})
+    settings = Settings(
+        jwt_secret=SECRET,
+        index_prefix=prefix,
+        elasticsearch_url=es_url,
+        kafka_bootstrap_servers=dead,
+        kafka_config={"message.timeout.ms": "1500"},
+    )
     client = create_app(settings).test_client()
     started = time.monotonic()
     response = client.get("/api/v1/audit-logs/export", headers=bearer())
@@ -187,31 +219,52 @@ def _export(url: str, headers: dict[str, str], worker: int) -> tuple[int, int, f
 
 @pytest.mark.slow
 def test_large_export_streams_with_flat_memory(
-    es: Any, es_url: str, kafka_bootstrap: str, create_topic: Callable[..., str],
-    unique_name: Callable[[str], str], record_property: Callable[[str, Any], None],
+    es: Any,
+    es_url: str,
+    kafka_bootstrap: str,
+    create_topic: Callable[..., str],
+    unique_name: Callable[[str], str],
+    record_property: Callable[[str, Any], None],
 ) -> None:
     """A 50,000-row export costs the worker no more memory than a 5,000-row one."""
     name = f"t-api-big-{uuid.uuid4().hex[:10]}"
     install_template(es, name)
     port = _free_port()
     topic = create_topic(unique_name("big-downloads"))
-    env = {**os.environ, "AUDIT_JWT_SECRET": SECRET, "AUDIT_INDEX_PREFIX": name,
-           "ELASTICSEARCH_URL": es_url, "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-           "AUDIT_EVENTS_TOPIC": topic, "AUDIT_API_PORT": str(port), "AUDIT_API_WORKERS": "1"}
+    env = {
+        **os.environ,
+        "AUDIT_JWT_SECRET": SECRET,
+        "AUDIT_INDEX_PREFIX": name,
+        "ELASTICSEARCH_URL": es_url,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "AUDIT_EVENTS_TOPIC": topic,
+        "AUDIT_API_PORT": str(port),
+        "AUDIT_API_WORKERS": "1",
+    }
     server = None
     try:
-        index_events(es, name, [
-            make_event(event_id=f"big-{n:07d}", partner_id="p-x",
-                       occurred_at=NOW - timedelta(seconds=n),
-                       organization={"id": f"org-{n % 50}", "name": "Big Org"},
-                       obj={"type": "user", "id": f"u-{n}", "name": f"User {n}"},
-                       description=f"Large export fixture number {n} " + "x" * 100,
-                       metadata={"n": n})
-            for n in range(LARGE)
-        ])
+        index_events(
+            es,
+            name,
+            [
+                make_event(
+                    event_id=f"big-{n:07d}",
+                    partner_id="p-x",
+                    occurred_at=NOW - timedelta(seconds=n),
+                    organization={"id": f"org-{n % 50}", "name": "Big Org"},
+                    obj={"type": "user", "id": f"u-{n}", "name": f"User {n}"},
+                    description=f"Large export fixture number {n} " + "x" * 100,
+                    metadata={"n": n},
+                )
+                for n in range(LARGE)
+            ],
+        )
         server = subprocess.Popen(
-            [sys.executable, "-m", "api.main"], cwd=REPO, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [sys.executable, "-m", "api.main"],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -232,7 +285,9 @@ def test_large_export_streams_with_flat_memory(
         small = _export(
             f"{base}/api/v1/audit-logs/export?format=csv&{window}"
             + "".join(f"&organization_id=org-{i}" for i in range(SMALL * 50 // LARGE)),
-            headers, worker)
+            headers,
+            worker,
+        )
         large = _export(f"{base}/api/v1/audit-logs/export?format=csv&{window}", headers, worker)
     finally:
         if server is not None:
@@ -244,10 +299,15 @@ def test_large_export_streams_with_flat_memory(
     small_rows, _, _, small_peak = small
     rows, size, seconds, peak = large
     figures = {
-        "rows": rows, "bytes": size, "seconds": round(seconds, 2),
-        "rows_per_second": round(rows / seconds), "baseline_rss_mib": round(baseline / 1024, 1),
-        "small_export_rows": small_rows, "small_export_peak_rss_mib": round(small_peak / 1024, 1),
-        "large_export_peak_rss_mib": round(peak / 1024, 1), "cores": os.cpu_count(),
+        "rows": rows,
+        "bytes": size,
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(rows / seconds),
+        "baseline_rss_mib": round(baseline / 1024, 1),
+        "small_export_rows": small_rows,
+        "small_export_peak_rss_mib": round(small_peak / 1024, 1),
+        "large_export_peak_rss_mib": round(peak / 1024, 1),
+        "cores": os.cpu_count(),
     }
     record_property("export_memory", json.dumps(figures))
     print("export figures:", json.dumps(figures))

@@ -30,14 +30,21 @@ NOW = datetime.now(UTC)
 def app(es: Any, es_url: str) -> Iterator[Flask]:
     prefix = f"t-api-fuzz-{uuid.uuid4().hex[:10]}"
     install_template(es, prefix)
-    index_events(es, prefix, [
-        make_event(event_id=f"fz-{n}", partner_id="p-f",
-                   occurred_at=NOW - timedelta(minutes=n * 7),
-                   organization={"id": f"org-{n % 3}", "name": "Acme"},
-                   obj={"type": "user", "id": f"u-{n}", "name": "Zoë Ünïcode 名前"},
-                   description=f"Fuzz fixture {n} with * ? \" \\ / ( : symbols")
-        for n in range(60)
-    ])
+    index_events(
+        es,
+        prefix,
+        [
+            make_event(
+                event_id=f"fz-{n}",
+                partner_id="p-f",
+                occurred_at=NOW - timedelta(minutes=n * 7),
+                organization={"id": f"org-{n % 3}", "name": "Acme"},
+                obj={"type": "user", "id": f"u-{n}", "name": "Zoë Ünïcode 名前"},
+                description=f'Fuzz fixture {n} with * ? " \\ / ( : symbols',
+            )
+            for n in range(60)
+        ],
+    )
     settings_ = Settings(jwt_secret=SECRET, index_prefix=prefix, elasticsearch_url=es_url)
     yield create_app(settings_, publisher=RecordingPublisher())
     es.options(ignore_status=404).indices.delete(index=f"{prefix}-*")
@@ -90,8 +97,12 @@ def test_openapi_fuzz_no_server_errors(
     operation = api_schema[path][method]
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
     def run(case: Any) -> None:
         response = case.call(headers=HEADERS)
         assert response.status_code < 500, (case.as_curl_command(), response.text[:500])
@@ -115,25 +126,96 @@ def test_openapi_fuzz_no_server_errors(
 # --- hostile q ----------------------------------------------------------------------------
 
 HOSTILE_Q = [
-    "*", "?", "**", "*:*", "_id:*", "a AND b", "NOT x", "x OR y", "(", ")", "((((", "[",
-    "]", "{", "}", "\\", "\\\\", "/", "/.*/", "/a[b/", ".*", "a.*b", "[a-z]+", "(a|b)*c",
-    "^$", '"', '"unterminated', '""', "~", "fuzzy~2", "boost^10", "a:b:c", "@timestamp:>0",
-    "{\"match_all\":{}}", "' OR 1=1 --", "<script>alert(1)</script>", "%00", "%", "&", "#",
-    "\x00", "a\x00b", "\x00" * 50, "\u202e", "\ufeff", "😀", "😀" * 100, "名前", "Ünïcode",
-    "ß", "İ", "\u0301", "\ud7ff", "\t\n\r", " ", "   ", "a" * 256, "é" * 256, "😀" * 64,
-    "zoë", "ZOË", "fixture 1", "* ? \" \\ / ( :", "-", "--", "+", "!", "&&", "||",
-    "a" * 3 + " " + "b" * 3 + " " + "c" * 3, " ".join(["ab"] * 85), " ".join("xyz" * 40),
+    "*",
+    "?",
+    "**",
+    "*:*",
+    "_id:*",
+    "a AND b",
+    "NOT x",
+    "x OR y",
+    "(",
+    ")",
+    "((((",
+    "[",
+    "]",
+    "{",
+    "}",
+    "\\",
+    "\\\\",
+    "/",
+    "/.*/",
+    "/a[b/",
+    ".*",
+    "a.*b",
+    "[a-z]+",
+    "(a|b)*c",
+    "^$",
+    '"',
+    '"unterminated',
+    '""',
+    "~",
+    "fuzzy~2",
+    "boost^10",
+    "a:b:c",
+    "@timestamp:>0",
+    '{"match_all":{}}',
+    "' OR 1=1 --",
+    "<script>alert(1)</script>",
+    "%00",
+    "%",
+    "&",
+    "#",
+    "\x00",
+    "a\x00b",
+    "\x00" * 50,
+    "\u202e",
+    "\ufeff",
+    "😀",
+    "😀" * 100,
+    "名前",
+    "Ünïcode",
+    "ß",
+    "İ",
+    "\u0301",
+    "\ud7ff",
+    "\t\n\r",
+    " ",
+    "   ",
+    "a" * 256,
+    "é" * 256,
+    "😀" * 64,
+    "zoë",
+    "ZOË",
+    "fixture 1",
+    '* ? " \\ / ( :',
+    "-",
+    "--",
+    "+",
+    "!",
+    "&&",
+    "||",
+    "a" * 3 + " " + "b" * 3 + " " + "c" * 3,
+    " ".join(["ab"] * 85),
+    " ".join("xyz" * 40),
 ]
-OVERSIZED_Q = ["a" * 257, "x" * 10_240, "😀" * 5000, "\x00" * 10_240, "(" * 10_240,
-               " ".join(["abc"] * 3000)]
+OVERSIZED_Q = [
+    "a" * 257,
+    "x" * 10_240,
+    "😀" * 5000,
+    "\x00" * 10_240,
+    "(" * 10_240,
+    " ".join(["abc"] * 3000),
+]
 
 
 @pytest.mark.parametrize("q", HOSTILE_Q, ids=range(len(HOSTILE_Q)))
 def test_hostile_q_is_never_a_server_error(client: FlaskClient, q: str) -> None:
     response = client.get("/api/v1/audit-logs", query_string={"q": q}, headers=HEADERS)
     assert response.status_code == 200, response.json
-    export = client.get("/api/v1/audit-logs/export", query_string={"q": q, "format": "ndjson"},
-                        headers=HEADERS)
+    export = client.get(
+        "/api/v1/audit-logs/export", query_string={"q": q, "format": "ndjson"}, headers=HEADERS
+    )
     assert export.status_code == 200
     export.get_data()  # the streamed body must complete too
 
@@ -147,6 +229,7 @@ def test_oversized_q_is_422_naming_q(client: FlaskClient, q: str) -> None:
 
 def test_query_syntax_is_literal(client: FlaskClient) -> None:
     """Characters that would be syntax match themselves and nothing else."""
+
     def found(q: str) -> int:
         body = client.get("/api/v1/audit-logs", query_string={"q": q}, headers=HEADERS).json
         return int(body["total"]["value"])
@@ -157,7 +240,7 @@ def test_query_syntax_is_literal(client: FlaskClient) -> None:
     assert found("**") == 0  # as a wildcard it would match everything
     assert found("*:*") == 0
     assert found("fuzz*") == 0
-    assert found("\" \\ / ( :") == visible
+    assert found('" \\ / ( :') == visible
 
 
 @pytest.mark.parametrize(
@@ -187,8 +270,10 @@ def test_malformed_query_strings_are_never_a_server_error(client: FlaskClient, r
     assert response.is_json
 
 
-@pytest.mark.parametrize("log_id", ["%00", "..%2F..%2Fetc", "a" * 10_000, "😀", "*", "_all",
-                                    "fz-1%20OR%201", "fz-1\\", "%FF"])
+@pytest.mark.parametrize(
+    "log_id",
+    ["%00", "..%2F..%2Fetc", "a" * 10_000, "😀", "*", "_all", "fz-1%20OR%201", "fz-1\\", "%FF"],
+)
 def test_hostile_log_ids_are_404(client: FlaskClient, log_id: str) -> None:
     response = client.get(f"/api/v1/audit-logs/{log_id}", headers=HEADERS)
     assert response.status_code == 404

@@ -42,8 +42,11 @@ def _events() -> list[dict[str, Any]]:
                         organization={"id": organization, "name": f"Org {organization}"}
                         if organization
                         else None,
-                        obj={"type": "organization", "id": organization or "none",
-                             "name": "Shared Name"},
+                        obj={
+                            "type": "organization",
+                            "id": organization or "none",
+                            "name": "Shared Name",
+                        },
                         description="Common words in every log",
                     )
                 )
@@ -106,8 +109,9 @@ def expected_ids(partner: str, role: str, org_ids: tuple[str, ...]) -> set[str]:
 
 
 def list_ids(client: FlaskClient, hdrs: dict[str, str], **params: Any) -> set[str]:
-    response = client.get("/api/v1/audit-logs", query_string={**WINDOW, "limit": 500, **params},
-                          headers=hdrs)
+    response = client.get(
+        "/api/v1/audit-logs", query_string={**WINDOW, "limit": 500, **params}, headers=hdrs
+    )
     assert response.status_code == 200, response.json
     body = response.json
     assert body["next_cursor"] is None
@@ -132,12 +136,14 @@ def test_list_returns_exactly_the_scope(
     # Filters and search can only narrow the scope, never widen it.
     for org in ("org-1", "org-2", "org-9"):
         assert list_ids(client, hdrs, organization_id=org) == {
-            e["event_id"] for e in EVENTS
+            e["event_id"]
+            for e in EVENTS
             if visible(e, partner, role, org_ids) and (e.get("organization") or {}).get("id") == org
         }
     assert list_ids(client, hdrs, q="shared name") == expected_ids(partner, role, org_ids)
     assert list_ids(client, hdrs, q="p-b") == {
-        i for i in expected_ids(partner, role, org_ids) if "p-b" in i}
+        i for i in expected_ids(partner, role, org_ids) if "p-b" in i
+    }
 
 
 @pytest.mark.parametrize(("partner", "role", "org_ids"), CALLERS, ids=CALLER_IDS)
@@ -164,8 +170,11 @@ def test_detail_is_404_outside_the_scope(
 def test_export_returns_exactly_the_scope(
     client: FlaskClient, partner: str, role: str, org_ids: tuple[str, ...], fmt: str
 ) -> None:
-    response = client.get("/api/v1/audit-logs/export", query_string={**WINDOW, "format": fmt},
-                          headers=headers(partner, role, org_ids))
+    response = client.get(
+        "/api/v1/audit-logs/export",
+        query_string={**WINDOW, "format": fmt},
+        headers=headers(partner, role, org_ids),
+    )
     assert response.status_code == 200
     text = response.get_data(as_text=True)
     if fmt == "ndjson":
@@ -179,8 +188,12 @@ def test_export_returns_exactly_the_scope(
 @pytest.mark.parametrize("role", ["viewer", "guest", "OWNER", ""])
 def test_unknown_role_is_403_everywhere(client: FlaskClient, role: str) -> None:
     hdrs = headers("p-a", role, ("org-1",))
-    for path in ("/api/v1/audit-logs", f"/api/v1/audit-logs/{EVENTS[0]['event_id']}",
-                 "/api/v1/audit-logs/export", "/api/v1/activities"):
+    for path in (
+        "/api/v1/audit-logs",
+        f"/api/v1/audit-logs/{EVENTS[0]['event_id']}",
+        "/api/v1/audit-logs/export",
+        "/api/v1/activities",
+    ):
         assert client.get(path, headers=hdrs).status_code == 403, path
 
 
@@ -188,8 +201,11 @@ def test_bad_tokens_are_401(client: FlaskClient) -> None:
     expired = mint_token(SECRET, "u-1", "p-a", "owner", (), ttl=-60)
     wrong_key = mint_token("another-secret-of-at-least-32-bytes!!!!", "u-1", "p-a", "owner")
     for token in (expired, wrong_key, "not-a-jwt"):
-        for path in ("/api/v1/audit-logs", f"/api/v1/audit-logs/{EVENTS[0]['event_id']}",
-                     "/api/v1/audit-logs/export"):
+        for path in (
+            "/api/v1/audit-logs",
+            f"/api/v1/audit-logs/{EVENTS[0]['event_id']}",
+            "/api/v1/audit-logs/export",
+        ):
             response = client.get(path, headers={"Authorization": f"Bearer {token}"})
             assert response.status_code == 401
     assert client.get("/api/v1/audit-logs").status_code == 401

@@ -33,8 +33,13 @@ OWNER = {"Authorization": f"Bearer {mint_token(SECRET, 'u-1', 'p-s', 'owner', ()
 
 ACTIONS = ["login.impersonate", "password.reset", "compliance.enable", "ad_group.add"]
 ACTORS = [
-    {"type": "partner_user", "id": "u-1", "name": "Jane Doe", "email": "jane@acme.com",
-     "role": "admin"},
+    {
+        "type": "partner_user",
+        "id": "u-1",
+        "name": "Jane Doe",
+        "email": "jane@acme.com",
+        "role": "admin",
+    },
     {"type": "organization_user", "id": "u-2", "name": "Bob Stone", "email": "bob@corp.example"},
     {"type": "system", "id": "svc-sync", "name": "Directory sync"},
 ]
@@ -44,57 +49,93 @@ def _filter_events() -> list[dict[str, Any]]:
     """Every combination of the filterable attributes, all inside the default window."""
     events = []
     combos = itertools.product(
-        ACTIONS, ["org-1", "org-2", None], range(len(ACTORS)), ["success", "failure"],
+        ACTIONS,
+        ["org-1", "org-2", None],
+        range(len(ACTORS)),
+        ["success", "failure"],
         ["ui", "api", "system"],
     )
     for n, (action, organization, actor, status, channel) in enumerate(combos):
-        events.append(make_event(
-            event_id=f"f-{n:04d}",
-            partner_id="p-s",
-            occurred_at=NOW - timedelta(minutes=1 + n),
-            action=action,
-            organization={"id": organization, "name": organization.upper()}
-            if organization else None,
-            actor=ACTORS[actor],
-            source={"channel": channel},
-            status=status,
-            status_reason=None if status == "success" else "permission_denied",
-            description=f"Filter fixture {n}",
-        ))
+        events.append(
+            make_event(
+                event_id=f"f-{n:04d}",
+                partner_id="p-s",
+                occurred_at=NOW - timedelta(minutes=1 + n),
+                action=action,
+                organization={"id": organization, "name": organization.upper()}
+                if organization
+                else None,
+                actor=ACTORS[actor],
+                source={"channel": channel},
+                status=status,
+                status_reason=None if status == "success" else "permission_denied",
+                description=f"Filter fixture {n}",
+            )
+        )
     return events
 
 
 TEXT_EVENTS = [
-    make_event(event_id="evt-3f0c9a52-6a5e-4f8e", partner_id="p-s",
-               occurred_at=NOW - timedelta(minutes=2), action="compliance.enable",
-               organization={"id": "org-7", "name": "Acme Ltd"},
-               obj={"type": "organization", "id": "org-7", "name": "Acme Ltd"},
-               description="Enable compliance for Acme Ltd"),
-    make_event(event_id="evt-symbols", partner_id="p-s", occurred_at=NOW - timedelta(minutes=3),
-               action="ad_group.update",
-               obj={"type": "ad_group", "id": "grp:42", "name": 'C:\\share\\(finance)/q?*"x"'},
-               description="Renamed group"),
-    make_event(event_id="evt-bob", partner_id="p-s", occurred_at=NOW - timedelta(minutes=4),
-               action="password.reset", actor=ACTORS[1],
-               obj={"type": "user", "id": "u-77", "name": "Nina Nelson"},
-               description="Reset password of Nina Nelson"),
+    make_event(
+        event_id="evt-3f0c9a52-6a5e-4f8e",
+        partner_id="p-s",
+        occurred_at=NOW - timedelta(minutes=2),
+        action="compliance.enable",
+        organization={"id": "org-7", "name": "Acme Ltd"},
+        obj={"type": "organization", "id": "org-7", "name": "Acme Ltd"},
+        description="Enable compliance for Acme Ltd",
+    ),
+    make_event(
+        event_id="evt-symbols",
+        partner_id="p-s",
+        occurred_at=NOW - timedelta(minutes=3),
+        action="ad_group.update",
+        obj={"type": "ad_group", "id": "grp:42", "name": 'C:\\share\\(finance)/q?*"x"'},
+        description="Renamed group",
+    ),
+    make_event(
+        event_id="evt-bob",
+        partner_id="p-s",
+        occurred_at=NOW - timedelta(minutes=4),
+        action="password.reset",
+        actor=ACTORS[1],
+        obj={"type": "user", "id": "u-77", "name": "Nina Nelson"},
+        description="Reset password of Nina Nelson",
+    ),
     # A well-formed code the catalogue does not know: indexed, category "other".
-    make_event(event_id="evt-other", partner_id="p-s", occurred_at=NOW - timedelta(minutes=5),
-               action="widget.frobnicate", description="Frobnicated a widget"),
+    make_event(
+        event_id="evt-other",
+        partner_id="p-s",
+        occurred_at=NOW - timedelta(minutes=5),
+        action="widget.frobnicate",
+        description="Frobnicated a widget",
+    ),
 ]
 FILTER_EVENTS = _filter_events()
 WINDOW_EVENTS = [
-    make_event(event_id=f"w-{label}", partner_id="p-w", occurred_at=NOW - age,
-               description=f"window {label}")
-    for label, age in [("1h", timedelta(hours=1)), ("23h", timedelta(hours=23)),
-                       ("25h", timedelta(hours=25)), ("3d", timedelta(days=3)),
-                       ("20d", timedelta(days=20))]
+    make_event(
+        event_id=f"w-{label}",
+        partner_id="p-w",
+        occurred_at=NOW - age,
+        description=f"window {label}",
+    )
+    for label, age in [
+        ("1h", timedelta(hours=1)),
+        ("23h", timedelta(hours=23)),
+        ("25h", timedelta(hours=25)),
+        ("3d", timedelta(days=3)),
+        ("20d", timedelta(days=20)),
+    ]
 ]
 PAGING_COUNT = 1_234
 PAGING_EVENTS = [
     # Eleven logs share each millisecond: only the Log ID tiebreaker orders them.
-    make_event(event_id=f"page-{n:05d}", partner_id="p-page",
-               occurred_at=NOW - timedelta(hours=2, seconds=n // 11), description=f"page {n}")
+    make_event(
+        event_id=f"page-{n:05d}",
+        partner_id="p-page",
+        occurred_at=NOW - timedelta(hours=2, seconds=n // 11),
+        description=f"page {n}",
+    )
     for n in range(PAGING_COUNT)
 ]
 
@@ -120,8 +161,9 @@ def token_for(partner: str) -> dict[str, str]:
 
 
 def ids(client: FlaskClient, headers: dict[str, str] = OWNER, **params: Any) -> list[str]:
-    response = client.get("/api/v1/audit-logs", query_string={"limit": 500, **params},
-                          headers=headers)
+    response = client.get(
+        "/api/v1/audit-logs", query_string={"limit": 500, **params}, headers=headers
+    )
     assert response.status_code == 200, response.json
     assert response.json["next_cursor"] is None
     return [item["id"] for item in response.json["items"]]
@@ -174,8 +216,11 @@ def test_q_examples(client: FlaskClient, q: str, expected: set[str] | None) -> N
     if expected is None:
         # jane@acme.com is the actor of a third of the filter fixtures and the text event
         # ("Acme Ltd" has no "acme.co": the dot is literal).
-        expected = {e["event_id"] for e in FILTER_EVENTS + TEXT_EVENTS
-                    if e["actor"].get("email") == "jane@acme.com"}
+        expected = {
+            e["event_id"]
+            for e in FILTER_EVENTS + TEXT_EVENTS
+            if e["actor"].get("email") == "jane@acme.com"
+        }
         assert len(expected) > 10
     assert found == expected
 
@@ -218,10 +263,18 @@ FILTER_CASES: list[dict[str, Any]] = [
     {"source": "api"},
     {"actor_type": "organization_user"},
     {"category": ["login_accessibility"], "status": "failure", "source": "ui"},
-    {"activity": ["ad_group.add", "login.impersonate"], "organization_id": ["org-2"],
-     "actor_id": ["u-1", "svc-sync"]},
-    {"organization_id": ["org-1"], "actor_type": "system", "status": "success",
-     "source": "system", "category": ["organization_management"]},
+    {
+        "activity": ["ad_group.add", "login.impersonate"],
+        "organization_id": ["org-2"],
+        "actor_id": ["u-1", "svc-sync"],
+    },
+    {
+        "organization_id": ["org-1"],
+        "actor_type": "system",
+        "status": "success",
+        "source": "system",
+        "category": ["organization_management"],
+    },
     {"organization_id": ["org-1"], "q": "fixture"},
     {"status": "success", "q": "jane"},
 ]
@@ -229,8 +282,15 @@ FILTER_CASES: list[dict[str, Any]] = [
 
 def searchable_text(event: dict[str, Any]) -> str:
     actor, obj = event["actor"], event.get("object") or {}
-    values = [event["event_id"], actor["id"], actor.get("name"), actor.get("email"),
-              obj.get("id"), obj.get("name"), event.get("description")]
+    values = [
+        event["event_id"],
+        actor["id"],
+        actor.get("name"),
+        actor.get("email"),
+        obj.get("id"),
+        obj.get("name"),
+        event.get("description"),
+    ]
     return " ".join(v for v in values if v).lower()
 
 
@@ -259,8 +319,9 @@ def test_filters_alone_and_combined(client: FlaskClient, case: dict[str, Any]) -
 
 def test_no_filter_lists_everything_newest_first(client: FlaskClient) -> None:
     found = ids(client)
-    expected = sorted(FILTER_EVENTS + TEXT_EVENTS, key=lambda e: (e["occurred_at"], e["event_id"]),
-                      reverse=True)
+    expected = sorted(
+        FILTER_EVENTS + TEXT_EVENTS, key=lambda e: (e["occurred_at"], e["event_id"]), reverse=True
+    )
     assert found == [e["event_id"] for e in expected]
 
 
@@ -275,8 +336,13 @@ def test_list_items_have_the_spec_shape(client: FlaskClient) -> None:
         "organization": {"id": "org-7", "name": "Acme Ltd"},
         "category": {"code": "organization_management", "label": "Organization Management"},
         "activity": {"code": "compliance.enable", "label": "Enable compliance"},
-        "actor": {"type": "partner_user", "id": "u-42", "name": "Jane Doe",
-                  "email": "jane@partner.example", "role": "admin"},
+        "actor": {
+            "type": "partner_user",
+            "id": "u-42",
+            "name": "Jane Doe",
+            "email": "jane@partner.example",
+            "role": "admin",
+        },
         "source": "ui",
         "object": {"type": "organization", "id": "org-7", "name": "Acme Ltd"},
         "status": "success",
@@ -310,8 +376,10 @@ def test_from_alone_means_until_now(client: FlaskClient) -> None:
 
 
 def test_from_and_to(client: FlaskClient) -> None:
-    window = {"from": (NOW - timedelta(days=4)).isoformat(),
-              "to": (NOW - timedelta(hours=24)).isoformat()}
+    window = {
+        "from": (NOW - timedelta(days=4)).isoformat(),
+        "to": (NOW - timedelta(hours=24)).isoformat(),
+    }
     assert window_ids(client, **window) == {"w-25h", "w-3d"}
 
 
@@ -325,8 +393,11 @@ def test_times_with_offsets(client: FlaskClient) -> None:
 
 
 def test_from_after_to_is_422(client: FlaskClient) -> None:
-    response = client.get("/api/v1/audit-logs", headers=OWNER, query_string={
-        "from": NOW.isoformat(), "to": (NOW - timedelta(days=1)).isoformat()})
+    response = client.get(
+        "/api/v1/audit-logs",
+        headers=OWNER,
+        query_string={"from": NOW.isoformat(), "to": (NOW - timedelta(days=1)).isoformat()},
+    )
     assert response.status_code == 422
     assert "from" in response.json["errors"]["query"]
 
@@ -334,8 +405,9 @@ def test_from_after_to_is_422(client: FlaskClient) -> None:
 # --- paging ------------------------------------------------------------------------------------
 
 
-def walk(client: FlaskClient, limit: int, on_page: Callable[[int], None] | None = None,
-         **params: Any) -> list[str]:
+def walk(
+    client: FlaskClient, limit: int, on_page: Callable[[int], None] | None = None, **params: Any
+) -> list[str]:
     headers = token_for("p-page")
     seen: list[str] = []
     cursor = None
@@ -359,8 +431,7 @@ def walk(client: FlaskClient, limit: int, on_page: Callable[[int], None] | None 
 @pytest.mark.parametrize("limit", [500, 100, 37])
 def test_paging_has_no_gap_or_repeat(client: FlaskClient, limit: int) -> None:
     seen = walk(client, limit)
-    expected = sorted(PAGING_EVENTS, key=lambda e: (e["occurred_at"], e["event_id"]),
-                      reverse=True)
+    expected = sorted(PAGING_EVENTS, key=lambda e: (e["occurred_at"], e["event_id"]), reverse=True)
     assert seen == [e["event_id"] for e in expected]
 
 
@@ -370,9 +441,14 @@ def test_paging_is_stable_while_new_logs_arrive(client: FlaskClient, es: Any, pr
 
     def arrive(page: int) -> None:
         if page in (1, 3):
-            batch = [make_event(event_id=f"late-{page}-{n}", partner_id="p-page",
-                                occurred_at=datetime.now(UTC) + timedelta(seconds=2))
-                     for n in range(5)]
+            batch = [
+                make_event(
+                    event_id=f"late-{page}-{n}",
+                    partner_id="p-page",
+                    occurred_at=datetime.now(UTC) + timedelta(seconds=2),
+                )
+                for n in range(5)
+            ]
             index_events(es, prefix, batch)
             late.extend(batch)
 
@@ -391,10 +467,16 @@ def test_total_relation_is_gte_beyond_ten_thousand(es: Any, es_url: str) -> None
     name = f"t-api-total-{uuid.uuid4().hex[:10]}"
     install_template(es, name)
     try:
-        index_events(es, name, [
-            make_event(event_id=f"t-{n}", partner_id="p-t",
-                       occurred_at=NOW - timedelta(seconds=n)) for n in range(10_050)
-        ])
+        index_events(
+            es,
+            name,
+            [
+                make_event(
+                    event_id=f"t-{n}", partner_id="p-t", occurred_at=NOW - timedelta(seconds=n)
+                )
+                for n in range(10_050)
+            ],
+        )
         settings = Settings(jwt_secret=SECRET, index_prefix=name, elasticsearch_url=es_url)
         client = create_app(settings, publisher=RecordingPublisher()).test_client()
         body = client.get("/api/v1/audit-logs", headers=token_for("p-t")).json

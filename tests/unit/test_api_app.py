@@ -68,8 +68,12 @@ def named(body: dict[str, Any], parameter: str) -> bool:
 
 @pytest.mark.parametrize(
     "path",
-    ["/api/v1/audit-logs", "/api/v1/audit-logs/evt-1", "/api/v1/audit-logs/export",
-     "/api/v1/activities"],
+    [
+        "/api/v1/audit-logs",
+        "/api/v1/audit-logs/evt-1",
+        "/api/v1/audit-logs/export",
+        "/api/v1/activities",
+    ],
 )
 def test_every_api_call_needs_a_token(client: FlaskClient, path: str) -> None:
     response = client.get(path)
@@ -109,8 +113,19 @@ def test_list_shape(client: FlaskClient, store: FakeStore) -> None:
     assert body["next_cursor"] is None
     assert body["items"][0] == document_to_log(store.documents[0])
     assert set(body["items"][0]) == {
-        "id", "timestamp", "partner_id", "organization", "category", "activity", "actor",
-        "source", "object", "status", "status_reason", "description"}
+        "id",
+        "timestamp",
+        "partner_id",
+        "organization",
+        "category",
+        "activity",
+        "actor",
+        "source",
+        "object",
+        "status",
+        "status_reason",
+        "description",
+    }
     assert body["items"][0]["status_reason"] is None
 
 
@@ -212,9 +227,7 @@ def test_repeatable_parameters_reach_the_query(client: FlaskClient, store: FakeS
 
 
 def test_from_with_offset_is_accepted(client: FlaskClient, store: FakeStore) -> None:
-    response = client.get(
-        "/api/v1/audit-logs?from=2026-11-26T09:00:00%2B01:00", headers=auth()
-    )
+    response = client.get("/api/v1/audit-logs?from=2026-11-26T09:00:00%2B01:00", headers=auth())
     assert response.status_code == 200
     time_range = store.bodies[-1]["query"]["bool"]["filter"][1]["range"]["@timestamp"]
     assert time_range["gte"] == "2026-11-26T08:00:00.000000Z"
@@ -228,7 +241,14 @@ def test_detail_shape(client: FlaskClient, store: FakeStore) -> None:
     assert response.status_code == 200
     details = response.json["details"]
     assert set(details) == {
-        "ip", "user_agent", "service", "request_id", "changes", "metadata", "ingested_at"}
+        "ip",
+        "user_agent",
+        "service",
+        "request_id",
+        "changes",
+        "metadata",
+        "ingested_at",
+    }
     assert details["ip"] == "203.0.113.9"
     assert details["changes"] == [{"field": "compliance", "old": False, "new": True}]
     assert details["metadata"] == {"ticket": "T-1"}
@@ -316,7 +336,7 @@ def test_export_bad_format_is_422(client: FlaskClient) -> None:
 
 
 def test_export_csv_neutralises_formulas(publisher: RecordingPublisher) -> None:
-    store = FakeStore([document(description="=HYPERLINK(\"http://x\")")])
+    store = FakeStore([document(description='=HYPERLINK("http://x")')])
     client = create_app(SETTINGS, store=store, publisher=publisher).test_client()
     text = client.get("/api/v1/audit-logs/export", headers=auth()).get_data(as_text=True)
     row = next(csv.DictReader(io.StringIO(text)))
@@ -343,17 +363,36 @@ def test_metrics_count_requests(client: FlaskClient) -> None:
     client.get("/api/v1/audit-logs", headers=auth())
     text = client.get("/metrics").get_data(as_text=True)
     assert 'audit_api_requests_total{endpoint="/api/v1/audit-logs",method="GET",status="200"}' in (
-        text)
+        text
+    )
 
 
 def test_openapi_documents_everything(client: FlaskClient) -> None:
     spec = client.get("/openapi.json").json
     assert set(spec["paths"]) == {
-        "/api/v1/audit-logs", "/api/v1/audit-logs/export", "/api/v1/audit-logs/{log_id}",
-        "/api/v1/activities", "/healthz", "/readyz", "/metrics"}
+        "/api/v1/audit-logs",
+        "/api/v1/audit-logs/export",
+        "/api/v1/audit-logs/{log_id}",
+        "/api/v1/activities",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    }
     names = {p["name"] for p in spec["paths"]["/api/v1/audit-logs"]["get"]["parameters"]}
-    assert names == {"q", "from", "to", "category", "activity", "organization_id", "actor_id",
-                     "status", "source", "actor_type", "limit", "cursor"}
+    assert names == {
+        "q",
+        "from",
+        "to",
+        "category",
+        "activity",
+        "organization_id",
+        "actor_id",
+        "status",
+        "source",
+        "actor_type",
+        "limit",
+        "cursor",
+    }
     assert spec["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
     assert spec["paths"]["/healthz"]["get"]["security"] == []
 
@@ -372,8 +411,11 @@ def test_unexpected_errors_are_json_500(publisher: RecordingPublisher) -> None:
     app = create_app(SETTINGS, store=BrokenStore(), publisher=publisher)
     response = app.test_client().get("/api/v1/audit-logs", headers=auth())
     assert response.status_code == 500
-    assert response.json == {"code": 500, "status": "Internal Server Error",
-                             "message": "internal error"}
+    assert response.json == {
+        "code": 500,
+        "status": "Internal Server Error",
+        "message": "internal error",
+    }
 
 
 def test_store_outage_is_503(publisher: RecordingPublisher) -> None:

@@ -45,9 +45,11 @@ def rsa_keys() -> tuple[bytes, str]:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    ).decode()
+    public = (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
     return private, public
 
 
@@ -62,7 +64,11 @@ def test_mint_token_round_trips() -> None:
     token = mint_token(SECRET, "u-9", "p-2", "support", ["org-1"], ttl=60)
     caller = decode_token(token, SETTINGS)
     assert (caller.sub, caller.partner_id, caller.role, caller.org_ids) == (
-        "u-9", "p-2", "support", ("org-1",))
+        "u-9",
+        "p-2",
+        "support",
+        ("org-1",),
+    )
 
 
 def test_missing_org_ids_means_none() -> None:
@@ -226,6 +232,9 @@ def test_environment_is_read() -> None:
     )
     assert settings.cursor_secret == b"cursor"
     assert settings.elasticsearch_kwargs() == {
-        "hosts": ["https://es:9200"], "basic_auth": ("elastic", "pw"), "ca_certs": "/ca.pem"}
+        "hosts": ["https://es:9200"],
+        "basic_auth": ("elastic", "pw"),
+        "ca_certs": "/ca.pem",
+    }
     assert settings.kafka_config == {"security.protocol": "SASL_SSL"}
     assert (settings.index_prefix, settings.events_topic, settings.api_port) == ("x", "t", 9000)

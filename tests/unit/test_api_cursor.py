@@ -11,8 +11,9 @@ from api.cursor import Cursor, CursorError, decode_cursor, encode_cursor, finger
 
 SECRET = b"k" * 32
 FP = fingerprint({"q": "acme", "status": "success"}, {"partner_id": "p-1"})
-CURSOR = Cursor([1764150000000, "evt-9"], "2026-11-25T10:00:00.000000Z",
-                "2026-11-26T10:00:00.000000Z", FP)
+CURSOR = Cursor(
+    [1764150000000, "evt-9"], "2026-11-25T10:00:00.000000Z", "2026-11-26T10:00:00.000000Z", FP
+)
 
 
 def test_round_trip() -> None:

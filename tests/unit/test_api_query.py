@@ -77,15 +77,22 @@ def test_every_query_carries_the_scope_first() -> None:
 
 def test_default_window_is_the_last_24_hours() -> None:
     body = build_list_query(params(), OWNER, NOW)
-    assert {"range": {"@timestamp": {
-        "gte": "2026-11-25T10:00:00.000000Z", "lte": "2026-11-26T10:00:00.000000Z"}}
+    assert {
+        "range": {
+            "@timestamp": {
+                "gte": "2026-11-25T10:00:00.000000Z",
+                "lte": "2026-11-26T10:00:00.000000Z",
+            }
+        }
     } in filters(body)
 
 
 def test_from_alone_means_until_now() -> None:
     start = NOW - timedelta(days=3)
     assert resolve_window({"from_": start}, NOW) == (
-        "2026-11-23T10:00:00.000000Z", "2026-11-26T10:00:00.000000Z")
+        "2026-11-23T10:00:00.000000Z",
+        "2026-11-26T10:00:00.000000Z",
+    )
 
 
 def test_to_alone_has_no_lower_bound() -> None:
@@ -99,7 +106,9 @@ def test_from_and_to_are_converted_to_utc() -> None:
     start = datetime(2026, 11, 1, 1, 0, tzinfo=plus_one)
     end = datetime(2026, 11, 2, 1, 0, tzinfo=plus_one)
     assert resolve_window({"from_": start, "to": end}, NOW) == (
-        "2026-11-01T00:00:00.000000Z", "2026-11-02T00:00:00.000000Z")
+        "2026-11-01T00:00:00.000000Z",
+        "2026-11-02T00:00:00.000000Z",
+    )
 
 
 # --- filters ------------------------------------------------------------------------------
@@ -125,9 +134,7 @@ def test_repeatable_filters_are_or_within_and_across() -> None:
 
 def test_single_value_filters() -> None:
     clauses = filters(
-        build_list_query(
-            params(status="failure", source="api", actor_type="system"), OWNER, NOW
-        )
+        build_list_query(params(status="failure", source="api", actor_type="system"), OWNER, NOW)
     )
     assert {"term": {"event.outcome": "failure"}} in clauses
     assert {"term": {"audit.source.channel": "api"}} in clauses
@@ -154,22 +161,32 @@ def test_no_filters_means_scope_and_window_only() -> None:
 
 def test_sort_is_newest_first_with_log_id_tiebreaker() -> None:
     body = build_list_query(params(limit=20), OWNER, NOW)
-    assert body["sort"] == SORT == [
-        {"@timestamp": {"order": "desc"}},
-        {"event.id": {"order": "desc"}},
-    ]
+    assert (
+        body["sort"]
+        == SORT
+        == [
+            {"@timestamp": {"order": "desc"}},
+            {"event.id": {"order": "desc"}},
+        ]
+    )
     assert body["size"] == 21  # one extra hit tells whether a next page exists
     assert body["track_total_hits"] == TOTAL_HITS_LIMIT
     assert "search_after" not in body
 
 
 def test_cursor_supplies_search_after_and_pins_the_window() -> None:
-    cursor = Cursor([1764150000000, "evt-9"], "2026-11-25T00:00:00.000000Z",
-                    "2026-11-26T00:00:00.000000Z", "fp")
+    cursor = Cursor(
+        [1764150000000, "evt-9"], "2026-11-25T00:00:00.000000Z", "2026-11-26T00:00:00.000000Z", "fp"
+    )
     body = build_list_query(params(), OWNER, NOW + timedelta(hours=5), cursor)
     assert body["search_after"] == [1764150000000, "evt-9"]
-    assert {"range": {"@timestamp": {
-        "gte": "2026-11-25T00:00:00.000000Z", "lte": "2026-11-26T00:00:00.000000Z"}}
+    assert {
+        "range": {
+            "@timestamp": {
+                "gte": "2026-11-25T00:00:00.000000Z",
+                "lte": "2026-11-26T00:00:00.000000Z",
+            }
+        }
     } in filters(body)
 
 
