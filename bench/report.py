@@ -204,7 +204,7 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
-def section_b1(r: dict[str, Any], plot: str) -> list[str]:
+def section_b1(r: dict[str, Any], plot: str | None) -> list[str]:
     w, best = r["worker"], r["baseline"]["best"]
     t = r["targets"]
     return [
@@ -228,12 +228,12 @@ def section_b1(r: dict[str, Any], plot: str) -> list[str]:
         f"Worker peak RSS {_fmt(w['peak_rss_mb'], ' MB')} (target <= 250 MB: "
         f"{_ok(t['peak_rss_mb']['met'])}).",
         "",
-        f"![B1]({Path('..') / plot})",
+        f"![B1]({Path('..') / plot})" if plot else "",
         "",
     ]
 
 
-def section_b2(r: dict[str, Any], plot: str) -> list[str]:
+def section_b2(r: dict[str, Any], plot: str | None) -> list[str]:
     s = r["latency_ms"]
     return [
         f"## B2 end-to-end latency ({r['mode']} run: {r['n_events']:,} events at "
@@ -248,7 +248,7 @@ def section_b2(r: dict[str, Any], plot: str) -> list[str]:
         f"Events never seen: {r['not_seen_within_60s']}. The pollers made "
         f"{r['poller']['requests']:,} list calls (p50 {r['poller']['request_ms'].get('p50')} ms).",
         "",
-        f"![B2]({Path('..') / plot})",
+        f"![B2]({Path('..') / plot})" if plot else "",
         "",
     ]
 
@@ -303,7 +303,7 @@ def section_b3(r: dict[str, Any], plots: list[str]) -> list[str]:
     ]
 
 
-def section_b4(r: dict[str, Any], plot: str) -> list[str]:
+def section_b4(r: dict[str, Any], plot: str | None) -> list[str]:
     m, t = r["memory"], r["targets"]
     return [
         f"## B4 export ({r['mode']} run: {r['api']['rows']:,} rows as CSV)",
@@ -321,9 +321,19 @@ def section_b4(r: dict[str, Any], plot: str) -> list[str]:
         f"peak {_fmt(m['peak_rss_mb'])} MB; growth after 25 %: "
         f"{_fmt(m['growth_after_25pct_mb'])} MB (flat = <= 20 MB: {_ok(t['rss_flat']['met'])}).",
         "",
-        f"![B4]({Path('..') / plot})",
+        f"![B4]({Path('..') / plot})" if plot else "",
         "",
     ]
+
+
+def _plot(draw: Any, result: dict[str, Any], suffix: str) -> Any:
+    """Draw a plot; without matplotlib (the `bench` extra) the page is written without it."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        log("matplotlib is not installed: no plots (pip install -e '.[bench]')")
+        return None
+    return draw(result, suffix)
 
 
 def write_all() -> None:
@@ -360,16 +370,16 @@ def write_all() -> None:
     lines += summary(found)
     if "b1_ingest" in found:
         r, s = found["b1_ingest"]
-        lines += section_b1(r, plot_b1(r, s))
+        lines += section_b1(r, _plot(plot_b1, r, s))
     if "b2_latency" in found:
         r, s = found["b2_latency"]
-        lines += section_b2(r, plot_b2(r, s))
+        lines += section_b2(r, _plot(plot_b2, r, s))
     if "b3_query" in found:
         r, s = found["b3_query"]
-        lines += section_b3(r, plot_b3(r, s))
+        lines += section_b3(r, _plot(plot_b3, r, s) or [])
     if "b4_export" in found:
         r, s = found["b4_export"]
-        lines += section_b4(r, plot_b4(r, s))
+        lines += section_b4(r, _plot(plot_b4, r, s))
     lines += [
         "## Running",
         "",
