@@ -10,6 +10,7 @@ Screenshots are kept under `test-artifacts/` (git-ignored).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -370,6 +371,42 @@ def test_typing_a_partial_term_narrows_the_rows(page: Any, site: Site) -> None:
     empty.get_by_role("button", name="Clear search and filters").click()
     expect(_rows(page)).to_have_count(PAGE_SIZE)
     expect(box).to_have_value("")
+
+
+def test_a_newer_search_cancels_the_one_still_in_flight(page: Any, site: Site) -> None:
+    held: list[Any] = []
+    aborted: list[str] = []
+
+    def hold_acme(route: Any) -> None:
+        # The "acme" search gets no answer until the test says so: it is still in flight
+        # when the user searches again.
+        if "q=acme" in route.request.url:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/api/v1/audit-logs?*", hold_acme)
+    page.on("requestfailed", lambda r: aborted.append(r.url) if "q=acme" in r.url else None)
+    _open(page, site)
+    expect(_rows(page)).to_have_count(PAGE_SIZE)
+    box = page.get_by_role("searchbox", name="Search audit logs")
+    box.fill("acme")
+    box.press("Enter")
+    expect(page.locator("#al-status")).to_have_text("Loading audit logs…")
+    assert len(held) == 1
+    box.fill("Carol")
+    box.press("Enter")
+    expect(_rows(page)).to_have_count(1)
+    expect(_row(page, site.events["reset_failed"])).to_be_visible()
+    deadline = time.monotonic() + 10
+    while not aborted and time.monotonic() < deadline:
+        page.evaluate("0")  # each round trip lets Playwright deliver pending events
+    assert aborted, "the superseded request was not cancelled"
+    # Even if its answer came now, it would not replace the newer result.
+    with contextlib.suppress(Exception):  # the browser may have dropped it already
+        held[0].continue_()
+    expect(_rows(page)).to_have_count(1)
+    expect(_row(page, site.events["reset_failed"])).to_be_visible()
 
 
 def test_filters_narrow_the_list(page: Any, site: Site) -> None:
