@@ -47,67 +47,77 @@ MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson
 # A cell starting with one of these is a formula to spreadsheet software (CSV injection);
 # descriptions and names come from upstream services and users, so they are neutralised.
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Flush the CSV buffer to the client once it holds this much.
+CHUNK_CHARS = 64 * 1024
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, list | dict):
+    if value.__class__ is str:
+        text: str = value
+    elif isinstance(value, list | dict):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    text = str(value)
-    if text.startswith(_FORMULA_PREFIXES):
+    else:
+        text = str(value)
+    if text and text[0] in _FORMULA_PREFIXES:
         return "'" + text
     return text
 
 
-def csv_row(log: dict[str, Any]) -> dict[str, str]:
-    """Flatten a LOG-with-details into the CSV columns."""
+_EMPTY: dict[str, Any] = {}
 
-    def part(name: str) -> dict[str, Any]:
-        value = log.get(name)
-        return value if isinstance(value, dict) else {}
 
-    organization, category, activity = part("organization"), part("category"), part("activity")
-    actor, obj, details = part("actor"), part("object"), part("details")
-    row = {
-        "id": log.get("id"),
-        "timestamp": log.get("timestamp"),
-        "partner_id": log.get("partner_id"),
-        "organization_id": organization.get("id"),
-        "organization_name": organization.get("name"),
-        "category": category.get("label"),
-        "activity_code": activity.get("code"),
-        "activity": activity.get("label"),
-        "actor_type": actor.get("type"),
-        "actor_id": actor.get("id"),
-        "actor_name": actor.get("name"),
-        "actor_email": actor.get("email"),
-        "actor_role": actor.get("role"),
-        "source": log.get("source"),
-        "object_type": obj.get("type"),
-        "object_id": obj.get("id"),
-        "object_name": obj.get("name"),
-        "status": log.get("status"),
-        "status_reason": log.get("status_reason"),
-        "description": log.get("description"),
-        "ip": details.get("ip"),
-        "user_agent": details.get("user_agent"),
-        "service": details.get("service"),
-        "request_id": details.get("request_id"),
-        "changes": details.get("changes") or None,
-        "metadata": details.get("metadata") or None,
-        "ingested_at": details.get("ingested_at"),
-    }
-    return {column: _cell(row[column]) for column in CSV_COLUMNS}
+def csv_row(log: dict[str, Any]) -> list[str]:
+    """Flatten a LOG-with-details into the CSV columns (in `CSV_COLUMNS` order)."""
+    organization = log.get("organization") or _EMPTY
+    category = log.get("category") or _EMPTY
+    activity = log.get("activity") or _EMPTY
+    actor = log.get("actor") or _EMPTY
+    obj = log.get("object") or _EMPTY
+    details = log.get("details") or _EMPTY
+    values = (
+        log.get("id"),
+        log.get("timestamp"),
+        log.get("partner_id"),
+        organization.get("id"),
+        organization.get("name"),
+        category.get("label"),
+        activity.get("code"),
+        activity.get("label"),
+        actor.get("type"),
+        actor.get("id"),
+        actor.get("name"),
+        actor.get("email"),
+        actor.get("role"),
+        log.get("source"),
+        obj.get("type"),
+        obj.get("id"),
+        obj.get("name"),
+        log.get("status"),
+        log.get("status_reason"),
+        log.get("description"),
+        details.get("ip"),
+        details.get("user_agent"),
+        details.get("service"),
+        details.get("request_id"),
+        details.get("changes") or None,
+        details.get("metadata") or None,
+        details.get("ingested_at"),
+    )
+    return [_cell(value) for value in values]
 
 
 def csv_lines(logs: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """CSV text in chunks of about `CHUNK_CHARS` (the header comes with the first one)."""
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
-    writer.writeheader()
-    yield _drain(buffer)
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
     for log in logs:
         writer.writerow(csv_row(log))
+        if buffer.tell() >= CHUNK_CHARS:
+            yield _drain(buffer)
+    if buffer.tell():
         yield _drain(buffer)
 
 

@@ -160,8 +160,12 @@ def test_export_is_refused_when_the_broker_is_down(prefix: str, es_url: str) -> 
 
 # --- large export from a real gunicorn process ------------------------------------------------
 
-LARGE = int(os.environ.get("AUDIT_EXPORT_TEST_ROWS", "50000"))
-SMALL = 5_000
+# 50,000 rows (the issue's acceptance figure) under `make test-reliability`; 20,000 in a
+# plain `make test`, where indexing them is most of this test's time on a shared machine.
+FULL = os.environ.get("AUDIT_RELIABILITY_SCALE", "").lower() == "full"
+LARGE = int(os.environ.get("AUDIT_EXPORT_TEST_ROWS", "50000" if FULL else "20000"))
+ORGANIZATIONS = 50
+SMALL_ORGANIZATIONS = 5  # the small export: a tenth of the rows
 
 
 def _free_port() -> int:
@@ -226,7 +230,9 @@ def test_large_export_streams_with_flat_memory(
     unique_name: Callable[[str], str],
     record_property: Callable[[str, Any], None],
 ) -> None:
-    """A 50,000-row export costs the worker no more memory than a 5,000-row one."""
+    """The large export (50,000 rows at full scale) costs the worker no more memory than
+    one a tenth its size: memory is flat, whatever the row count."""
+    small_expected = LARGE * SMALL_ORGANIZATIONS // ORGANIZATIONS
     name = f"t-api-big-{uuid.uuid4().hex[:10]}"
     install_template(es, name)
     port = _free_port()
@@ -251,7 +257,7 @@ def test_large_export_streams_with_flat_memory(
                     event_id=f"big-{n:07d}",
                     partner_id="p-x",
                     occurred_at=NOW - timedelta(seconds=n),
-                    organization={"id": f"org-{n % 50}", "name": "Big Org"},
+                    organization={"id": f"org-{n % ORGANIZATIONS}", "name": "Big Org"},
                     obj={"type": "user", "id": f"u-{n}", "name": f"User {n}"},
                     description=f"Large export fixture number {n} " + "x" * 100,
                     metadata={"n": n},
@@ -284,7 +290,7 @@ def test_large_export_streams_with_flat_memory(
         baseline = _rss_kib(worker)
         small = _export(
             f"{base}/api/v1/audit-logs/export?format=csv&{window}"
-            + "".join(f"&organization_id=org-{i}" for i in range(SMALL * 50 // LARGE)),
+            + "".join(f"&organization_id=org-{i}" for i in range(SMALL_ORGANIZATIONS)),
             headers,
             worker,
         )
@@ -312,7 +318,7 @@ def test_large_export_streams_with_flat_memory(
     record_property("export_memory", json.dumps(figures))
     print("export figures:", json.dumps(figures))
     assert rows == LARGE
-    assert small_rows == SMALL
+    assert small_rows == small_expected
     # Flat: ten times the rows may cost at most a few MiB more (allocator noise), far less
     # than the ~10 MiB per 50,000 rows a buffered export would add on top of the CSV text.
     assert peak - small_peak < 16 * 1024, figures

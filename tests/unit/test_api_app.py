@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from api.app import create_app
 from api.devtoken import mint_token
+from api.export import CSV_COLUMNS
 from api.settings import Settings
 from api.testing import FakeStore, RecordingPublisher, make_event
 from schemas.document import build_document, document_to_log
@@ -333,6 +334,24 @@ def test_export_bad_format_is_422(client: FlaskClient) -> None:
     response = client.get("/api/v1/audit-logs/export?format=xml", headers=auth())
     assert response.status_code == 422
     assert named(response.json, "format")
+
+
+def test_export_csv_round_trips_awkward_text(publisher: RecordingPublisher) -> None:
+    awkward = 'Comma, "quotes", new\nline, tab\t and ünïcode 名前'
+    store = FakeStore([document(description=awkward, event_id=f"evt-{n}") for n in range(3)])
+    client = create_app(SETTINGS, store=store, publisher=publisher).test_client()
+    text = client.get("/api/v1/audit-logs/export", headers=auth()).get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(text, newline="")))
+    assert [row["description"] for row in rows] == [awkward] * 3
+    assert list(rows[0]) == list(CSV_COLUMNS)
+
+
+def test_export_of_nothing_is_a_header(publisher: RecordingPublisher) -> None:
+    client = create_app(SETTINGS, store=FakeStore([]), publisher=publisher).test_client()
+    csv_text = client.get("/api/v1/audit-logs/export", headers=auth()).get_data(as_text=True)
+    assert csv_text == ",".join(CSV_COLUMNS) + "\r\n"
+    ndjson = client.get("/api/v1/audit-logs/export?format=ndjson", headers=auth())
+    assert ndjson.get_data() == b""
 
 
 def test_export_csv_neutralises_formulas(publisher: RecordingPublisher) -> None:
