@@ -793,11 +793,13 @@
     state.detailController = null;
     ui.details.hidden = true;
     root.classList.remove("al-has-details");
+    var id = state.selectedId;
     state.selectedId = null;
-    var row = state.lastRow;
+    // Back to where the user was: that row, or the same log redrawn by a newer search.
+    var row = state.lastRow && state.lastRow.isConnected ? state.lastRow
+      : rows().filter(function (r) { return r.getAttribute("data-id") === id; })[0];
     rows().forEach(function (r) { r.removeAttribute("aria-current"); });
-    // Back to where the user was, if that row is still on screen.
-    if (row && row.isConnected) {
+    if (row) {
       updateRovingTabIndex(row);
       row.focus();
     }
