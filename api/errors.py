@@ -14,6 +14,7 @@ from flask import Flask, Response, jsonify
 
 from api.auth import AuthError
 from api.cursor import CursorError
+from api.service import DownloadNotRecorded
 from api.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -26,10 +27,6 @@ def error_response(
     if errors:
         body["errors"] = errors
     return jsonify(body), status
-
-
-class DownloadNotRecorded(Exception):
-    """The `audit_log.download` event could not be published, so the export is refused."""
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 from api.settings import ConfigError, Settings
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable
 
 
 def gunicorn_options(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, Any]:
@@ -26,6 +30,24 @@ def gunicorn_options(settings: Settings, environ: dict[str, str] | None = None) 
     }
 
 
+def _share_metrics_between_workers() -> str | None:
+    """Point prometheus-client's multiprocess mode at a fresh directory, before any
+    worker exists, so /metrics adds up every worker instead of reporting one. Returns the
+    directory when this call created it (to delete on exit)."""
+    # Must happen before `api.metrics` is imported: metrics pick their mode when created.
+    if os.environ.get(MULTIPROC_ENV):
+        return None
+    directory = tempfile.mkdtemp(prefix="audit-api-metrics-")
+    os.environ[MULTIPROC_ENV] = directory
+    return directory
+
+
+def _worker_exited(server: Any, worker: Any) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     # Validate the configuration before forking workers, so a production deployment
     # without a key stops with one readable line instead of a traceback per worker.
@@ -35,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"audit-api: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
+    metrics_dir = _share_metrics_between_workers()
+
     from gunicorn.app.base import BaseApplication
 
     from api.app import create_app
@@ -43,6 +67,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         def load_config(self) -> None:
             for key, value in gunicorn_options(settings).items():
                 self.cfg.set(key, value)
+            self.cfg.set("child_exit", _worker_exited)
+            if metrics_dir:
+                self.cfg.set("on_exit", lambda _server: shutil.rmtree(metrics_dir, True))
 
         def load(self) -> Any:
             return create_app(settings)

@@ -6,7 +6,11 @@ every app the process builds.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUESTS = Counter(
     "audit_api_requests_total", "HTTP requests served", ["method", "endpoint", "status"]
@@ -21,3 +25,14 @@ EXPORTED_LOGS = Counter("audit_api_exported_logs_total", "Logs written by export
 DOWNLOAD_EVENTS = Counter(
     "audit_api_download_events_total", "audit_log.download events published", ["outcome"]
 )
+
+
+def exposition() -> bytes:
+    """The text exposition of this process, or of every gunicorn worker when
+    `PROMETHEUS_MULTIPROC_DIR` is set (prometheus-client's own switch, which `audit-api`
+    sets): without it a scrape would see whichever worker happened to answer."""
+    if not os.environ.get(MULTIPROC_ENV):
+        return generate_latest()
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return generate_latest(registry)

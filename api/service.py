@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from api.auth import Caller
 from api.cursor import Cursor, decode_cursor, encode_cursor, fingerprint
 from api.export import chunked, lines
-from api.metrics import EXPORTED_LOGS
+from api.metrics import DOWNLOAD_EVENTS, EXPORTED_LOGS
 from api.models import LOG_ID_PATTERN
 from api.query import (
     build_detail_query,
@@ -146,14 +146,24 @@ def download_event(
     return event
 
 
+class DownloadNotRecorded(Exception):
+    """The `audit_log.download` event could not be published, so the export is refused."""
+
+
 def record_download(publisher: Publisher, event: dict[str, Any]) -> None:
     """Publish and wait for the broker's acknowledgement.
 
-    Raises when the event cannot be delivered: the export is refused rather than served
-    unrecorded, since an audit log whose own downloads go unaudited is not one.
+    Raises `DownloadNotRecorded` when the event cannot be delivered: the export is refused
+    rather than served unrecorded, since an audit log whose own downloads go unaudited is
+    not one.
     """
-    publisher.publish(event)
-    publisher.flush()
+    try:
+        publisher.publish(event)
+        publisher.flush()
+    except Exception as exc:
+        DOWNLOAD_EVENTS.labels("failed").inc()
+        raise DownloadNotRecorded(str(exc)) from exc
+    DOWNLOAD_EVENTS.labels("published").inc()
 
 
 def _strip_none(values: dict[str, Any]) -> dict[str, Any]:

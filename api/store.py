@@ -65,7 +65,9 @@ class ElasticsearchStore:
     ) -> Iterator[dict[str, Any]]:
         """Every matching document, in `body["sort"]` order, one page in memory at a time.
 
-        A point in time pins the view of the indices, so logs arriving during a long
+        The point in time is opened here, eagerly, so an unreachable Elasticsearch is a
+        503 before the export's response starts (and before its download event is sent),
+        not a truncated 200. It pins the view of the indices: logs arriving during a long
         export neither shift pages nor appear twice.
         """
         pit = self._call(
@@ -75,7 +77,9 @@ class ElasticsearchStore:
             ignore_unavailable=True,
             allow_partial_search_results=False,
         )
-        pit_id = pit["id"]
+        return self._pages(pit["id"], body, page_size)
+
+    def _pages(self, pit_id: str, body: dict[str, Any], page_size: int) -> Iterator[dict[str, Any]]:
         search_after: list[Any] | None = None
         try:
             while True:

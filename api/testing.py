@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from api.store import EXPORT_PAGE_SIZE, SearchPage
+from api.store import EXPORT_PAGE_SIZE, SearchPage, StoreUnavailable
 
 _counter = itertools.count(1)
 
@@ -82,8 +82,10 @@ class FakeStore:
     def scan(
         self, body: dict[str, Any], page_size: int = EXPORT_PAGE_SIZE
     ) -> Iterator[dict[str, Any]]:
+        if not self.healthy:
+            raise StoreUnavailable("fake store is down")
         self.bodies.append(body)
-        yield from self.documents
+        return iter(list(self.documents))
 
     def ping(self) -> bool:
         return self.healthy

@@ -6,8 +6,9 @@ from typing import Any
 
 from flask import Response
 from flask_smorest import Blueprint
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from api.metrics import exposition
 from api.models import Health
 from api.services import services
 
@@ -47,4 +48,4 @@ def readyz() -> tuple[dict[str, Any], int]:
 )
 def metrics() -> Response:
     """Prometheus metrics."""
-    return Response(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), content_type=CONTENT_TYPE_LATEST)

@@ -327,7 +327,16 @@ def test_export_refused_when_the_download_cannot_be_recorded(store: FakeStore) -
     client = create_app(SETTINGS, store=store, publisher=RecordingPublisher(fail=True))
     response = client.test_client().get("/api/v1/audit-logs/export", headers=auth())
     assert response.status_code == 503
-    assert store.bodies == []
+    assert response.is_json
+
+
+def test_export_with_the_store_down_is_503_and_records_nothing(
+    publisher: RecordingPublisher,
+) -> None:
+    client = create_app(SETTINGS, store=FakeStore(healthy=False), publisher=publisher)
+    response = client.test_client().get("/api/v1/audit-logs/export", headers=auth())
+    assert response.status_code == 503
+    assert publisher.events == []
 
 
 def test_export_bad_format_is_422(client: FlaskClient) -> None:
