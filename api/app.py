@@ -11,7 +11,7 @@ from flask_smorest import Api
 
 from api.errors import register_error_handlers
 from api.metrics import LATENCY, REQUESTS
-from api.resources import activities, audit_logs, health
+from api.resources import activities, audit_logs, health, viewer
 from api.service import Publisher
 from api.services import EXTENSION_KEY, Services
 from api.settings import Settings
@@ -62,6 +62,7 @@ def create_app(
     api = Api(app)
     for module in (audit_logs, activities, health):
         api.register_blueprint(module.blp)
+    app.register_blueprint(viewer.bp)
     register_error_handlers(app)
     _instrument(app)
     return app

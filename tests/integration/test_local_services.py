@@ -64,7 +64,7 @@ def test_a_too_old_java_for_elasticsearch_is_named(tmp_path: Path) -> None:
     fake_home = tmp_path / "jdk8"
     (fake_home / "bin").mkdir(parents=True)
     fake_java = fake_home / "bin" / "java"
-    fake_java.write_text('#!/bin/sh\necho \'openjdk version "1.8.0_402"\' >&2\n')
+    fake_java.write_text("#!/bin/sh\necho 'openjdk version \"1.8.0_402\"' >&2\n")
     fake_java.chmod(0o755)
     result = run_services(
         tmp_path,
