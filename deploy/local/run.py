@@ -140,7 +140,7 @@ def main() -> int:
         print(f"Token:  {token}")
         print(f'Try:    curl -H "Authorization: Bearer {token}" {base}/api/v1/audit-logs')
         print(
-            f"Demo:   {BIN / 'audit-log'} demo --rate 50 --count 500"
+            f"Demo:   {BIN / 'audit-log'} demo --rate 50 --count 500 --days 1"
             "   (Ctrl-C here stops everything)\n"
         )
         while not stopping:

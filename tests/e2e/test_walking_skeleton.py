@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -53,6 +54,7 @@ def _token(partner_id: str) -> str:
 
 
 def _get_json(url: str, token: str) -> Any:
+    """GET with the token; an HTTP error raises (urllib.error.HTTPError)."""
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=5) as reply:
         return json.load(reply)
@@ -97,7 +99,13 @@ def test_published_event_is_returned_by_the_api(
         list_url = f"{api_url}/api/v1/audit-logs?q=ompli"
 
         def listed() -> list[dict[str, Any]] | None:
-            return _get_json(list_url, token)["items"] or None
+            # A 503 while the first monthly index is being created means "not yet".
+            try:
+                return _get_json(list_url, token)["items"] or None
+            except urllib.error.HTTPError as error:
+                if error.code != 503:
+                    raise
+                return None
 
         items = wait_until(listed, 60, "the event to be searchable through the API")
         detail = _get_json(f"{api_url}/api/v1/audit-logs/{event['event_id']}", token)
