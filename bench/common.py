@@ -137,7 +137,8 @@ def delete_topics(names: Iterable[str]) -> None:
     names = [n for n in names if n.startswith(NAME_PREFIX)]
     if not names:
         return
-    futures = kafka_admin().delete_topics(names, operation_timeout=30)
+    admin = kafka_admin()  # keep a reference until the futures resolve
+    futures = admin.delete_topics(names, operation_timeout=30)
     for future in futures.values():
         with contextlib.suppress(Exception):
             future.result(timeout=30)

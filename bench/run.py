@@ -56,7 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="record py-spy flame graphs of the worker (B1) and API (B3)",
+        help="record py-spy flame graphs of the worker (B1) and API (B3) in "
+        "bench/results/profiles/ (results go to <name>-profile.json, not the report)",
     )
     parser.add_argument(
         "--reuse-stale-dataset",
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(wanted) - set(BENCHES)
     if unknown:
         raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
-    suffix = "-quick" if args.quick else ""
+    suffix = ("-quick" if args.quick else "") + ("-profile" if args.profile else "")
     es = es_client()
     es.cluster.health(wait_for_status="yellow", timeout="30s")
     env = environment(es)
