@@ -577,9 +577,16 @@ def run(
             small = max(20, per_kind // 5)
 
             def at_milestone(_count: int) -> dict[str, Any]:
+                # Logs arrive in time order: "now" at this size is the newest log loaded,
+                # so the 24 h / 7 d windows hold as many logs as they will at full size.
+                reply = es.search(index=alias, size=0, aggs={"t": {"max": {"field": "@timestamp"}}})
+                frontier = datetime.fromisoformat(
+                    reply["aggregations"]["t"]["value_as_string"].replace("Z", "+00:00")
+                )
                 docs = sample_documents(es, alias)
-                executor = Executor(es, alias, api_url, now)
-                return api_only(executor, build_requests(docs, now, small, seed=SEED + 5))
+                executor = Executor(es, alias, api_url, frontier)
+                mix = api_only(executor, build_requests(docs, frontier, small, seed=SEED + 5))
+                return {**mix, "now": frontier.isoformat()}
 
             log(
                 f"B3: loading {n:,} logs over {dataset.DAYS} days into {prefix} "
