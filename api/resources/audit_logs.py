@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import Response, jsonify, request, stream_with_context
 from flask_smorest import Blueprint, abort
 
 from api import service
@@ -13,6 +13,17 @@ from api.export import MEDIA_TYPES
 from api.models import LOG_ID_PATTERN, Error, ExportArgs, ListArgs, LogDetail, LogList
 from api.resources.common import auth_responses, current_caller, protect
 from api.services import services
+
+
+def already_shaped(body: dict[str, Any]) -> Response:
+    """JSON of a body `schemas.document` already shaped exactly as SPEC §4 says.
+
+    The response schemas still document it (and the schemathesis tests check responses
+    against them), but a second marshmallow dump would only copy it, at about 1.5 ms per
+    50 logs: most of the API's latency budget over Elasticsearch (QUALITY B3: 5 ms).
+    """
+    return jsonify(body)
+
 
 blp = Blueprint(
     "audit_logs",
@@ -28,11 +39,13 @@ protect(blp)
 @blp.response(200, LogList)
 @blp.alt_response(400, schema=Error, description="Invalid cursor")
 @auth_responses(blp)
-def list_logs(params: dict[str, Any]) -> dict[str, Any]:
+def list_logs(params: dict[str, Any]) -> Response:
     """List audit logs, newest first."""
     ctx = services()
-    return service.list_logs(
-        ctx.store, ctx.settings.cursor_secret, params, current_caller(), datetime.now(UTC)
+    return already_shaped(
+        service.list_logs(
+            ctx.store, ctx.settings.cursor_secret, params, current_caller(), datetime.now(UTC)
+        )
     )
 
 
@@ -95,12 +108,12 @@ def export_logs(params: dict[str, Any]) -> Response:
         }
     ]
 )
-def get_log(log_id: str) -> dict[str, Any]:
+def get_log(log_id: str) -> Response:
     """One log with all its details."""
     log = None
     if service.is_log_id(log_id):
         log = service.get_log(services().store, log_id, current_caller())
     if log is not None:
-        return log
+        return already_shaped(log)
     abort(404, message="audit log not found")
     raise AssertionError("unreachable: abort raises")
