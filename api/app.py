@@ -65,6 +65,7 @@ def create_app(
     app.register_blueprint(viewer.bp)
     register_error_handlers(app)
     _instrument(app)
+    _protect_responses(app)
     return app
 
 
@@ -97,4 +98,15 @@ def _instrument(app: Flask) -> None:
         if started is not None:
             LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - started)
         REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+        return response
+
+
+def _protect_responses(app: Flask) -> None:
+    @app.after_request
+    def _no_store(response: Response) -> Response:
+        if request.path.startswith("/api/"):
+            # Audit logs are confidential: no shared cache or browser history keeps them,
+            # and nothing is ever rendered as anything but the type it says it is.
+            response.headers["Cache-Control"] = "no-store"
+            response.headers["X-Content-Type-Options"] = "nosniff"
         return response

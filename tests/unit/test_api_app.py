@@ -130,6 +130,16 @@ def test_list_shape(client: FlaskClient, store: FakeStore) -> None:
     assert body["items"][0]["status_reason"] is None
 
 
+def test_api_responses_are_not_cached(client: FlaskClient) -> None:
+    for response in (
+        client.get("/api/v1/audit-logs", headers=auth()),
+        client.get("/api/v1/audit-logs"),
+        client.get("/api/v1/audit-logs/export", headers=auth()),
+    ):
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_next_cursor_leads_to_the_next_page(client: FlaskClient, store: FakeStore) -> None:
     first = client.get("/api/v1/audit-logs?limit=2&status=success", headers=auth()).json
     assert len(first["items"]) == 2
