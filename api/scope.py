@@ -30,12 +30,3 @@ def scope_filter(caller: Caller) -> list[dict[str, Any]]:
             return [partner, {"match_none": {}}]
         return [partner, {"terms": {fields.ORGANIZATION_ID: sorted(caller.org_ids)}}]
     raise AuthError(403, "role not allowed to read audit logs")
-
-
-def can_see_organization(caller: Caller, organization_id: str | None) -> bool:
-    """Whether `caller` may see logs of `organization_id` (None: logs with no organization)."""
-    if caller.role in PARTNER_WIDE_ROLES:
-        return True
-    if caller.role in ORGANIZATION_ROLES:
-        return organization_id is not None and organization_id in caller.org_ids
-    return False
