@@ -48,9 +48,11 @@ def create_app(
                 }
             },
         },
-        # Paths are matched exactly; "/api/v1/audit-logs/" is not an alias of the list.
-        JSON_SORT_KEYS=False,
     )
+    # Keys in the order SPEC §4 shows them (id, timestamp, ...), not alphabetical.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    # A trailing slash is served, not redirected: some clients drop the Authorization
+    # header when they follow a redirect.
     app.url_map.strict_slashes = False
 
     app.extensions[EXTENSION_KEY] = Services(
