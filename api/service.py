@@ -7,6 +7,7 @@ through `api.scope`), run them through a `Store` and shape results with the conv
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import uuid
@@ -129,7 +130,7 @@ def download_event(
         "source": _strip_none(
             {
                 "channel": "api",
-                "ip": request.ip,
+                "ip": _valid_ip(request.ip),
                 "user_agent": request.user_agent,
                 "service": API_SERVICE_NAME,
                 "request_id": request.request_id,
@@ -164,6 +165,15 @@ def record_download(publisher: Publisher, event: dict[str, Any]) -> None:
         DOWNLOAD_EVENTS.labels("failed").inc()
         raise DownloadNotRecorded(str(exc)) from exc
     DOWNLOAD_EVENTS.labels("published").inc()
+
+
+def _valid_ip(text: str | None) -> str | None:
+    """The peer address if it is one (behind a Unix socket it may be empty or a path):
+    an unparsable value would make the download event invalid and refuse the export."""
+    try:
+        return str(ipaddress.ip_address(text or ""))
+    except ValueError:
+        return None
 
 
 def _strip_none(values: dict[str, Any]) -> dict[str, Any]:

@@ -326,6 +326,16 @@ def test_export_records_a_valid_download_event(
     assert validated["metadata"]["q"] == "acme"
 
 
+@pytest.mark.parametrize("peer", ["", "unix:/run/api.sock", None])
+def test_download_event_without_a_peer_ip_is_still_valid(peer: str | None) -> None:
+    from api.auth import Caller
+    from api.service import RequestInfo, download_event
+
+    caller = Caller(sub="u-1", name=None, partner_id="p-100", role="owner")
+    event = download_event({"format": "csv"}, caller, datetime.now(UTC), RequestInfo(ip=peer))
+    assert "ip" not in validate_event(event)["source"]
+
+
 def test_export_over_several_organizations_names_none(
     client: FlaskClient, publisher: RecordingPublisher
 ) -> None:
