@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit test-reliability lint services-up services-down \
-	services-status services-clean clean
+	services-status services-clean kibana-import clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -54,6 +54,9 @@ lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+kibana-import: ## Load the Kibana data view, saved search and dashboard (KIBANA_URL, default http://127.0.0.1:5601)
+	@$(PYTHON) deploy/kibana/import.py
 
 clean: ## Remove the virtual environment and caches (keeps downloads and service data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
