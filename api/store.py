@@ -7,7 +7,9 @@ request body it runs was built by `api.query`, which puts the caller's scope in 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -77,9 +79,11 @@ class ElasticsearchStore:
             ignore_unavailable=True,
             allow_partial_search_results=False,
         )
-        return self._pages(pit["id"], body, page_size)
+        return _prefetched(self._pages(pit["id"], body, page_size))
 
-    def _pages(self, pit_id: str, body: dict[str, Any], page_size: int) -> Iterator[dict[str, Any]]:
+    def _pages(
+        self, pit_id: str, body: dict[str, Any], page_size: int
+    ) -> Generator[list[dict[str, Any]], None, None]:
         search_after: list[Any] | None = None
         try:
             while True:
@@ -97,7 +101,8 @@ class ElasticsearchStore:
                 )
                 pit_id = response.get("pit_id", pit_id)
                 page = _page(response)
-                yield from page.documents
+                if page.documents:
+                    yield page.documents
                 if len(page.documents) < page_size:
                     return
                 search_after = page.sort_values[-1]
@@ -135,3 +140,52 @@ def _page(response: Any) -> SearchPage:
         sort_values=[hit.get("sort", []) for hit in hits["hits"]],
         total={"value": total["value"], "relation": total["relation"]},
     )
+
+
+_DONE = object()
+
+
+def _prefetched(pages: Generator[list[dict[str, Any]], None, None]) -> Iterator[dict[str, Any]]:
+    """The documents of `pages`, fetching page n+1 in a thread while page n is consumed.
+
+    An export alternates waiting for Elasticsearch and formatting rows; overlapping the two
+    is most of its speed. At most two pages are in memory (the one being written and the
+    one waiting in the queue), so memory stays flat. When the consumer stops early (the
+    client went away), the fetching thread stops at its next page and closes the point in
+    time; an error while fetching is raised to the consumer.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                if not offer(page):
+                    return
+            offer(_DONE)
+        except BaseException as exc:  # handed to the consumer, who raises it
+            offer(exc)
+        finally:
+            pages.close()
+
+    thread = threading.Thread(target=fetch, name="export-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+    finally:
+        stop.set()
