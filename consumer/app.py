@@ -111,7 +111,11 @@ class Ingest:
 
     async def _handle_once(self, records: Sequence[RawRecord]) -> None:
         try:
-            processed = process_batch(records, self.prefix, datetime.now(UTC))
+            # CPU-bound (validation, n-grams): off the event loop, so /healthz and Faust's
+            # timers stay responsive while a large batch is normalized.
+            processed = await asyncio.to_thread(
+                process_batch, records, self.prefix, datetime.now(UTC)
+            )
             outcome = await self.indexer.index(processed.actions)
             await self.dead_letters.send([*processed.dead_letters, *outcome.rejected])
         except Exception:

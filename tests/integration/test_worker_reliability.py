@@ -150,13 +150,21 @@ def test_r5_replay_from_offset_zero_changes_nothing(es: Any, setup: Setup) -> No
         finish(es, config, dataset, first.alive)
         assert first.stop() == 0
         rewind_to_zero(config)
+        started = time.monotonic()
         replay = Worker(config).wait_healthy()
         running.append(replay)
         finish(es, config, dataset, replay.alive)
+        elapsed = time.monotonic() - started
         # Every valid event came again and was recognised as already indexed.
         assert replay.metric("audit_worker_already_indexed_total") == len(dataset.valid_ids)
         assert replay.metric("audit_worker_indexed_total") == 0
     assert indexed_count(es, config.index_prefix) == len(dataset.valid_ids)
+    record_figures(
+        "R5",
+        events=dataset.total,
+        replay_seconds=round(elapsed, 1),
+        final_count=len(dataset.valid_ids),
+    )
 
 
 def rewind_to_zero(config: WorkerConfig) -> None:
@@ -201,7 +209,7 @@ def test_r2_elasticsearch_down_30s_backs_off_commits_nothing_resumes(
     es: Any, setup: Setup, managed_services: Any
 ) -> None:
     config = setup()
-    dataset = produce(config.kafka_bootstrap, config.topic, scaled(8_000))
+    dataset = produce(config.kafka_bootstrap, config.topic, scaled(5_000))
     started = time.monotonic()
     with workers(config) as running:
         worker = Worker(config).wait_healthy()
@@ -231,7 +239,7 @@ def test_r3_kafka_restart_mid_ingest_loses_and_doubles_nothing(
     es: Any, setup: Setup, managed_services: Any
 ) -> None:
     config = setup()
-    dataset = produce(config.kafka_bootstrap, config.topic, scaled(8_000))
+    dataset = produce(config.kafka_bootstrap, config.topic, scaled(5_000))
     started = time.monotonic()
     with workers(config) as running:
         worker = Worker(config).wait_healthy()

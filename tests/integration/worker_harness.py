@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import random
 import signal
@@ -110,6 +111,8 @@ def produce(
     dataset = Dataset(topic)
     producer = Producer(
         {
+            # librdkafka's lines go to Python logging (captured by pytest), not raw stderr.
+            "logger": logging.getLogger("harness.producer"),
             "bootstrap.servers": bootstrap,
             "enable.idempotence": True,
             "linger.ms": 20,
