@@ -25,6 +25,9 @@ def gunicorn_options(settings: Settings, environ: dict[str, str] | None = None) 
         "threads": int(env.get("AUDIT_API_THREADS", "8")),
         # Exports stream for as long as they need; the timeout is for stuck workers.
         "timeout": int(env.get("AUDIT_API_TIMEOUT", "120")),
+        # gunicorn 25+ opens a control socket at one per-user path: a second audit-api on
+        # the machine (make run beside a test, say) would take over the first one's.
+        "control_socket_disable": True,
         "accesslog": "-",
         "errorlog": "-",
     }
