@@ -28,6 +28,9 @@ def gunicorn_options(settings: Settings, environ: dict[str, str] | None = None) 
         # gunicorn 25+ opens a control socket at one per-user path: a second audit-api on
         # the machine (make run beside a test, say) would take over the first one's.
         "control_socket_disable": True,
+        # gunicorn's longest request line (default 4094), so an over-long `q` or filter
+        # list up to 8 KB gets the API's JSON 422 naming it rather than a bare 414.
+        "limit_request_line": 8190,
         "accesslog": "-",
         "errorlog": "-",
     }
