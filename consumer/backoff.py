@@ -30,7 +30,7 @@ class RetryLater(Exception):
 @dataclass(frozen=True)
 class Backoff:
     initial: float = 0.2
-    maximum: float = 30.0
+    maximum: float = 10.0
 
     def _wait(self) -> wait_exponential_jitter:
         # min(initial * 2**n + uniform(0, initial), maximum): jitter spreads the workers out.

@@ -96,6 +96,13 @@ class Dataset:
     valid_ids: set[str] = field(default_factory=set)
     poison: dict[tuple[int, int], str] = field(default_factory=dict)  # (partition, offset)
 
+    def add(self, other: Dataset) -> Dataset:
+        """Both productions together (distinct seeds give distinct event ids)."""
+        assert not self.valid_ids & other.valid_ids
+        self.valid_ids |= other.valid_ids
+        self.poison.update(other.poison)
+        return self
+
     @property
     def total(self) -> int:
         return len(self.valid_ids) + len(self.poison)
