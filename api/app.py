@@ -11,7 +11,7 @@ from flask_smorest import Api
 
 from api.errors import register_error_handlers
 from api.metrics import LATENCY, REQUESTS
-from api.resources import activities, audit_logs, health, viewer
+from api.resources import activities, audit_logs, docs, health, viewer
 from api.service import Publisher
 from api.services import EXTENSION_KEY, Services
 from api.settings import Settings
@@ -36,7 +36,7 @@ def create_app(
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_PATH="/docs/swagger",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
         API_SPEC_OPTIONS={
             "info": {"description": API_DESCRIPTION},
@@ -65,6 +65,7 @@ def create_app(
     for module in (audit_logs, activities, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(viewer.bp)
+    app.register_blueprint(docs.bp)
     register_error_handlers(app)
     _instrument(app)
     _protect_responses(app)

@@ -445,6 +445,18 @@ def test_openapi_documents_everything(client: FlaskClient) -> None:
     assert spec["paths"]["/healthz"]["get"]["security"] == []
 
 
+def test_docs_page_needs_no_script_or_cdn(client: FlaskClient) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    assert "<script" not in html
+    assert html.count("<h2>") == 7
+    assert html.count("<code>log_id</code>") == 1
+    assert "one of success, failure" in html
+    assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+    assert client.get("/docs/swagger").status_code == 200
+
+
 def test_unknown_path_is_json_404(client: FlaskClient) -> None:
     response = client.get("/api/v1/nothing", headers=auth())
     assert response.status_code == 404
