@@ -8,8 +8,10 @@ from typing import Any
 import jwt
 
 from api.settings import Settings
+from schemas.event import ACTOR_ROLES
 
-KNOWN_ROLES = frozenset({"owner", "super_admin", "admin", "support"})
+# The partner roles of SPEC §2/§4 (the same list the event contract allows for actors).
+KNOWN_ROLES = frozenset(ACTOR_ROLES)
 
 # Claims without which a token says nothing usable about the caller.
 REQUIRED_CLAIMS = ("exp", "sub", "partner_id", "role")

@@ -14,14 +14,11 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from api.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_Q_CHARS
 from schemas.catalogue import ACTION_PATTERN, OTHER_CATEGORY_CODE, categories
+from schemas.event import ACTOR_TYPES, EVENT_ID_PATTERN, SOURCE_CHANNELS, STATUSES
 
-STATUSES = ("success", "failure")
-SOURCES = ("ui", "api", "system")
-ACTOR_TYPES = ("partner_user", "organization_user", "internal_support", "system")
-ROLES = ("owner", "super_admin", "admin", "support")
 EXPORT_FORMATS = ("csv", "ndjson")
-# Log IDs are `event_id`s: SPEC §2 restricts them to this alphabet and length.
-LOG_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+# Log IDs are `event_id`s: SPEC §2 (schemas.event) restricts their alphabet and length.
+LOG_ID_PATTERN = f"^{EVENT_ID_PATTERN.pattern}$"
 # Organization and actor ids are free-form upstream; bound them so a filter stays cheap.
 MAX_ID_CHARS = 256
 MAX_VALUES_PER_FILTER = 100
@@ -89,7 +86,7 @@ class FilterArgs(Schema):
         fields.String(validate=validate.Length(min=1, max=MAX_ID_CHARS)), "Actor id."
     )
     status = fields.String(validate=validate.OneOf(STATUSES))
-    source = fields.String(validate=validate.OneOf(SOURCES))
+    source = fields.String(validate=validate.OneOf(SOURCE_CHANNELS))
     actor_type = fields.String(validate=validate.OneOf(ACTOR_TYPES))
 
     @validates_schema
@@ -154,7 +151,7 @@ class Log(Schema):
     category = fields.Nested(CodeLabel, required=True)
     activity = fields.Nested(CodeLabel, required=True)
     actor = fields.Nested(Actor, required=True)
-    source = fields.String(required=True, validate=validate.OneOf(SOURCES))
+    source = fields.String(required=True, validate=validate.OneOf(SOURCE_CHANNELS))
     object = fields.Nested(ObjectRef, allow_none=True)
     status = fields.String(required=True, validate=validate.OneOf(STATUSES))
     status_reason = fields.String(allow_none=True)
