@@ -27,6 +27,7 @@ from tests.integration.worker_harness import (
     assert_exact,
     committed_offsets,
     dead_letters,
+    group_assignment,
     indexed_count,
     produce,
     record_figures,
@@ -190,16 +191,26 @@ def test_r6_two_workers_share_partitions_and_one_takes_over(es: Any, setup: Setu
         first.wait_healthy()
         second.wait_healthy()
 
-        def both_working() -> bool:
-            assert first.alive() and second.alive()
+        def split(members: int) -> bool:
+            assert second.alive()
+            assignment = group_assignment(config.kafka_bootstrap, config.group_id, config.topic)
+            every = set().union(*assignment) if assignment else set()
             return (
-                first.metric("audit_worker_consumed_total") > 0
-                and second.metric("audit_worker_consumed_total") > 0
+                len(assignment) == members and all(assignment) and every == set(range(PARTITIONS))
             )
 
-        wait_until(both_working, 120, "both workers to receive partitions")
+        wait_until(lambda: split(2), 120, "the group to split the partitions between two")
+        wait_until(
+            lambda: (
+                first.metric("audit_worker_consumed_total") > 0
+                and second.metric("audit_worker_consumed_total") > 0
+            ),
+            60,
+            "both workers to consume",
+        )
         killed_at = indexed_count(es, config.index_prefix)
         first.kill()
+        wait_until(lambda: split(1), 60, "the survivor to take every partition over")
         finish(es, config, dataset, second.alive)
         elapsed = time.monotonic() - started
     assert killed_at < len(dataset.valid_ids), "the kill came too late to prove a take-over"

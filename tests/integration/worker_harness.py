@@ -23,7 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import scan
 
@@ -336,6 +337,18 @@ def wait_all_committed(
             return False
 
     wait_until(done, timeout_s, f"group {group} to commit {ends}", interval_s=1.0)
+
+
+def group_assignment(bootstrap: str, group: str, topic: str) -> list[set[int]]:
+    """The partitions of `topic` each member of a stable group holds ([] while rebalancing)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    description = admin.describe_consumer_groups([group])[group].result(timeout=10)
+    if description.state != ConsumerGroupState.STABLE:
+        return []
+    return [
+        {tp.partition for tp in member.assignment.topic_partitions if tp.topic == topic}
+        for member in description.members
+    ]
 
 
 @dataclass(frozen=True)
