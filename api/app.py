@@ -29,7 +29,8 @@ def create_app(
     settings: Settings | None = None, store: Store | None = None, publisher: Publisher | None = None
 ) -> Flask:
     settings = settings or Settings.from_env()
-    app = Flask(__name__)
+    # static_folder=None: the viewer blueprint serves its assets with its own security headers.
+    app = Flask(__name__, static_folder=None)
     app.config.update(
         API_TITLE="Partner Audit Log",
         API_VERSION="v1",

@@ -303,7 +303,27 @@ def section_b3(r: dict[str, Any], plots: list[str]) -> list[str]:
         f"{_fmt(t['api_overhead_p50_ms']['paired_median'])} ms; target <= 5: "
         f"{_ok(t['api_overhead_p50_ms']['met'])})",
         "",
+        *single_client(r),
         *[f"![B3]({Path('..') / p})" for p in plots],
+        "",
+    ]
+
+
+def single_client(r: dict[str, Any]) -> list[str]:
+    """The same requests with one client: service time without queueing behind the others."""
+    single = r.get("single_client")
+    if not single:
+        return []
+    api, direct = single["api"], single["direct"]
+    cells = [
+        f"{KIND_LABELS[k]}: {_fmt(api[k].get('p50'))} / {_fmt(direct.get(k, {}).get('p50'))}"
+        for k in KIND_LABELS
+        if k in api
+    ]
+    return [
+        "With a single client (no queueing; p50 ms, API / direct): "
+        + "; ".join(cells)
+        + f"; whole mix {_fmt(api['all'].get('p50'))} / {_fmt(direct['all'].get('p50'))}.",
         "",
     ]
 
