@@ -632,6 +632,7 @@ def run(
                 "load_docs_per_s",
                 "code_hash",
                 "stale_code",
+                "note",
             )
         }
         | {"prefix": prefix, "reused": reused},
