@@ -276,6 +276,7 @@ def section_b3(r: dict[str, Any], plots: list[str]) -> list[str]:
     load = (
         f"loaded in {_fmt(d.get('load_seconds'))} s ({_fmt(d.get('load_docs_per_s'))} logs/s)"
         + (", reused from an earlier run" if d.get("reused") else "")
+        + (f" ({d['note']})" if d.get("note") else "")
     )
     return [
         f"## B3 query latency at scale ({r['mode']} run: {r['n_logs']:,} logs over "
