@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import free_port
+
 SERVICES = Path(__file__).resolve().parents[2] / "deploy" / "local" / "services.py"
 
 
@@ -28,6 +30,14 @@ def run_services(tmp_path: Path, *args: str, **env: str) -> subprocess.Completed
         timeout=300,
         check=False,
     )
+
+
+def free_kafka_ports() -> dict[str, str]:
+    """Ports nothing listens on, so the check under test is the one that fails."""
+    return {
+        "AUDIT_LOCAL_KAFKA_PORT": str(free_port()),
+        "AUDIT_LOCAL_KAFKA_CONTROLLER_PORT": str(free_port()),
+    }
 
 
 def assert_one_readable_line(result: subprocess.CompletedProcess[str], *expected: str) -> None:
@@ -53,9 +63,13 @@ def test_a_taken_port_is_one_readable_line(tmp_path: Path, taken_port: int) -> N
 
 
 def test_no_java_is_one_readable_line(tmp_path: Path) -> None:
-    free_ports = {"AUDIT_LOCAL_KAFKA_PORT": "19092", "AUDIT_LOCAL_KAFKA_CONTROLLER_PORT": "19093"}
     result = run_services(
-        tmp_path, "up", "kafka", PATH="/nonexistent", AUDIT_JVM_ROOT="/nonexistent", **free_ports
+        tmp_path,
+        "up",
+        "kafka",
+        PATH="/nonexistent",
+        AUDIT_JVM_ROOT="/nonexistent",
+        **free_kafka_ports(),
     )
     assert_one_readable_line(result, "Kafka needs a Java", "found: none")
 
@@ -73,8 +87,8 @@ def test_a_too_old_java_for_elasticsearch_is_named(tmp_path: Path) -> None:
         PATH="/nonexistent",
         AUDIT_JVM_ROOT="/nonexistent",
         JAVA_HOME=str(fake_home),
-        AUDIT_LOCAL_ES_PORT="19200",
-        AUDIT_LOCAL_ES_TRANSPORT_PORT="19300",
+        AUDIT_LOCAL_ES_PORT=str(free_port()),
+        AUDIT_LOCAL_ES_TRANSPORT_PORT=str(free_port()),
     )
     assert_one_readable_line(result, "Elasticsearch needs a Java between 17", "(8)")
 
@@ -86,8 +100,7 @@ def test_a_failed_download_is_one_readable_line(tmp_path: Path) -> None:
         "kafka",
         AUDIT_CACHE_DIR=str(tmp_path / "cache"),
         AUDIT_KAFKA_VERSION="0.0.0-missing",
-        AUDIT_LOCAL_KAFKA_PORT="19092",
-        AUDIT_LOCAL_KAFKA_CONTROLLER_PORT="19093",
+        **free_kafka_ports(),
     )
     assert_one_readable_line(result, "downloading Kafka 0.0.0-missing failed", "maven.log")
 
