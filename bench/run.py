@@ -79,6 +79,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def wait_for_services(es: Any, timeout: float = 300) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            es.cluster.health(wait_for_status="yellow", timeout="10s")
+            return True
+        except Exception:
+            time.sleep(5)
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     mode = "quick" if args.quick else "full"
@@ -136,13 +147,22 @@ def main(argv: list[str] | None = None) -> int:
         log(f"--- {bench} ({mode}) ---")
         began = time.monotonic()
         load_before = [round(x, 2) for x in os.getloadavg()]
-        try:
-            result = job()
-        except Exception as error:
-            traceback.print_exc()
-            log(f"{bench} failed: {error!r}")
+        result = None
+        for attempt in (1, 2):
+            try:
+                result = job()
+                break
+            except Exception as error:
+                traceback.print_exc()
+                log(f"{bench} failed (attempt {attempt}): {error!r}")
+                # The local services are shared with other test runs, which restart them
+                # at times: wait for Elasticsearch and try once more.
+                if attempt == 1 and not wait_for_services(es):
+                    break
+        if result is None:
             failed.append(bench)
             continue
+        result["attempts"] = attempt
         result.update(
             mode=mode,
             sizes=sizes,
