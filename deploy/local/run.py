@@ -26,6 +26,7 @@ API_PORT = int(os.environ.get("AUDIT_API_PORT", "8080"))
 WORKER_PORT = int(os.environ.get("AUDIT_WORKER_PORT", "9108"))
 DEV_PARTNER = os.environ.get("AUDIT_DEV_PARTNER", "p-001")
 READY_TIMEOUT_S = 90.0
+TOPIC_PARTITIONS = int(os.environ.get("AUDIT_PARTITIONS", "4"))
 
 
 def _services_module() -> ModuleType:
@@ -56,6 +57,26 @@ def start_services(services: ModuleType) -> tuple[dict[str, str], list[str]]:
     return endpoints, started
 
 
+def ensure_topics(bootstrap: str) -> None:
+    """Create the worker's topics when missing: a worker subscribed to a topic that does not
+    exist yet would only notice it minutes later, at its next metadata refresh."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    wanted = [t.strip() for t in os.environ.get("AUDIT_TOPICS", "audit.events").split(",")]
+    wanted.append(os.environ.get("AUDIT_DLQ_TOPIC", "audit.events.dlq"))
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    existing = set(admin.list_topics(timeout=30).topics)
+    missing = [name for name in dict.fromkeys(wanted) if name and name not in existing]
+    if not missing:
+        return
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=TOPIC_PARTITIONS, replication_factor=1) for name in missing]
+    )
+    for name, future in futures.items():
+        future.result(timeout=30)
+        print(f"run: created topic {name} ({TOPIC_PARTITIONS} partitions)")
+
+
 def dev_token(secret: str) -> str:
     """An owner's token for the demo partner, valid for 12 hours."""
     now = int(time.time())
@@ -71,8 +92,9 @@ def dev_token(secret: str) -> str:
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def _spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    log_dir = REPO_ROOT / ".local" / "run"
+def _spawn(
+    log_dir: Path, name: str, command: list[str], env: dict[str, str]
+) -> subprocess.Popen[bytes]:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = (log_dir / f"{name}.log").open("ab")
     print(f"run: starting {name} (log: {log_dir / f'{name}.log'})")
@@ -81,21 +103,18 @@ def _spawn(name: str, command: list[str], env: dict[str, str]) -> subprocess.Pop
     )
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], name: str) -> None:
+def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    name = log.stem
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(
-                f"{name} exited with code {process.returncode}; see .local/run/{name}.log"
-            )
+            raise RuntimeError(f"{name} exited with code {process.returncode}; see {log}")
         try:
             with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback http
                 return
         except (urllib.error.URLError, OSError):
             time.sleep(0.5)
-    raise RuntimeError(
-        f"{name} did not answer {url} in {READY_TIMEOUT_S:.0f}s; see .local/run/{name}.log"
-    )
+    raise RuntimeError(f"{name} did not answer {url} in {READY_TIMEOUT_S:.0f}s; see {log}")
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -123,16 +142,18 @@ def main() -> int:
     signal.signal(signal.SIGTERM, request_stop)
     try:
         endpoints, started = start_services(services)
+        log_dir = services.state_dir() / "run"
         secret = os.environ.get("AUDIT_JWT_SECRET") or secrets.token_urlsafe(32)
         env = {**os.environ, **endpoints, "AUDIT_JWT_SECRET": secret, "AUDIT_ENV": "development"}
         env.setdefault("AUDIT_API_PORT", str(API_PORT))
         env.setdefault("AUDIT_WORKER_PORT", str(WORKER_PORT))
-        worker = _spawn("worker", [str(BIN / "audit-worker")], env)
+        ensure_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"])
+        worker = _spawn(log_dir, "worker", [str(BIN / "audit-worker")], env)
         children.append(worker)
-        api = _spawn("api", [str(BIN / "audit-api")], env)
+        api = _spawn(log_dir, "api", [str(BIN / "audit-api")], env)
         children.append(api)
-        _wait_http(f"http://127.0.0.1:{WORKER_PORT}/healthz", worker, "worker")
-        _wait_http(f"http://127.0.0.1:{API_PORT}/healthz", api, "api")
+        _wait_http(f"http://127.0.0.1:{WORKER_PORT}/healthz", worker, log_dir / "worker.log")
+        _wait_http(f"http://127.0.0.1:{API_PORT}/healthz", api, log_dir / "api.log")
         token = dev_token(secret)
         base = f"http://127.0.0.1:{API_PORT}"
         print(f"\nAPI:    {base}/api/v1/audit-logs   (docs: {base}/docs)")
@@ -147,7 +168,7 @@ def main() -> int:
             for child in children:
                 if child.poll() is not None:
                     raise RuntimeError(
-                        f"a process exited with code {child.returncode}; see .local/run/"
+                        f"a process exited with code {child.returncode}; see {log_dir}"
                     )
             time.sleep(0.5)
     except (RuntimeError, services.ServiceError) as error:
