@@ -8,7 +8,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit test-reliability lint services-up services-down \
-	services-status services-clean kibana-import clean
+	services-status services-clean kibana-import bench bench-quick bench-clean clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -49,6 +49,21 @@ test-unit: install ## Run the unit tests only (no network)
 test-reliability: install ## Run R1-R6 at full size (100,000 events)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$ELASTICSEARCH_URL" ]; then $(SERVICES) up; fi
 	AUDIT_RELIABILITY_SCALE=full $(PY) -m pytest tests/integration -m slow $(PYTEST_ARGS)
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
+bench: $(VENV)/.bench-installed ## B1-B4 of QUALITY.md at full size (under 90 minutes); docs/benchmarks.md
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$ELASTICSEARCH_URL" ]; then $(SERVICES) up; fi
+	$(PY) -m bench.run
+
+bench-quick: $(VENV)/.bench-installed ## B1-B4 at a small N (under 10 minutes)
+	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$ELASTICSEARCH_URL" ]; then $(SERVICES) up; fi
+	$(PY) -m bench.run --quick
+
+bench-clean: install ## Delete the benchmarks' indices and topics (including the reusable B3 dataset)
+	$(PY) -m bench.clean
 
 lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
