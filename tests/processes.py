@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TypeVar
 
 BIN = Path(sys.executable).parent
+TEST_JWT_SECRET = "process-test-secret-0123456789abcdef0123"
 T = TypeVar("T")
 
 
@@ -45,6 +46,16 @@ def http_ok(url: str) -> bool:
             return bool(reply.status == 200)
     except (urllib.error.URLError, OSError):
         return False
+
+
+def http_get(url: str, token: str) -> tuple[int, bytes]:
+    """GET with a bearer token; (status, body) for errors too."""
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
 
 
 class Service:

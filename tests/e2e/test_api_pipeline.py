@@ -6,9 +6,6 @@ to the admin of the exported organization only."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,44 +13,13 @@ from typing import Any
 from api.devtoken import mint_token
 from api.testing import make_event
 from schemas.publisher import AuditPublisher
-from tests.processes import free_port, running, wait_until
-
-SECRET = "pipeline-test-secret-0123456789abcdef012345"
-
-
-def get(url: str, token: str) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return reply.status, reply.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
+from tests.processes import TEST_JWT_SECRET, http_get, running, wait_until
 
 
 def test_export_is_recorded_through_the_pipeline(
-    kafka_bootstrap: str,
-    es_url: str,
-    es: Any,
-    unique_name: Callable[[str], str],
-    create_topic: Callable[..., str],
-    tmp_path: Path,
+    kafka_bootstrap: str, es: Any, stack_env: dict[str, str], tmp_path: Path
 ) -> None:
-    topic = create_topic(unique_name("events"))
-    prefix = unique_name("audit")
-    partner = unique_name("partner")
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-        "ELASTICSEARCH_URL": es_url,
-        "AUDIT_INDEX_PREFIX": prefix,
-        "AUDIT_TOPICS": topic,
-        "AUDIT_EVENTS_TOPIC": topic,  # the API's download events go where the worker reads
-        "AUDIT_DLQ_TOPIC": f"{topic}.dlq",
-        "AUDIT_GROUP_ID": unique_name("group"),
-        "AUDIT_WORKER_PORT": str(free_port()),
-        "AUDIT_API_PORT": str(free_port()),
-        "AUDIT_JWT_SECRET": SECRET,
-        "AUDIT_ENV": "development",
-    }
+    env, topic, partner = stack_env, stack_env["AUDIT_TOPICS"], "p-pipeline"
     base = f"http://127.0.0.1:{env['AUDIT_API_PORT']}/api/v1"
     now = datetime.now(UTC)
     events = [
@@ -66,9 +32,9 @@ def test_export_is_recorded_through_the_pipeline(
         )
         for n in range(40)
     ]
-    owner = mint_token(SECRET, "u-owner", partner, "owner", (), name="Olive Owner")
-    admin_0 = mint_token(SECRET, "u-a0", partner, "admin", ["org-0"])
-    admin_1 = mint_token(SECRET, "u-a1", partner, "admin", ["org-1"])
+    owner = mint_token(TEST_JWT_SECRET, "u-owner", partner, "owner", (), name="Olive Owner")
+    admin_0 = mint_token(TEST_JWT_SECRET, "u-a0", partner, "admin", ["org-0"])
+    admin_1 = mint_token(TEST_JWT_SECRET, "u-a1", partner, "admin", ["org-1"])
 
     with (
         running("audit-worker", env, tmp_path / "worker.log") as worker,
@@ -81,21 +47,23 @@ def test_export_is_recorded_through_the_pipeline(
                 publisher.publish(event)
 
         def total(token: str, query: str = "") -> int | None:
-            status, body = get(f"{base}/audit-logs?limit=1{query}", token)
+            status, body = http_get(f"{base}/audit-logs?limit=1{query}", token)
             # 503 while the first monthly index is being created means "not yet".
             return json.loads(body)["total"]["value"] if status == 200 else None
 
         wait_until(lambda: total(owner) == 40, 60, "40 events searchable through the API")
         assert total(admin_0) == 20
 
-        status, body = get(f"{base}/audit-logs/export?format=ndjson&organization_id=org-0", owner)
+        status, body = http_get(
+            f"{base}/audit-logs/export?format=ndjson&organization_id=org-0", owner
+        )
         assert status == 200
         exported = [json.loads(line) for line in body.decode().splitlines()]
         assert {log["id"] for log in exported} == {e["event_id"] for e in events[::2]}
 
         downloads = "&activity=audit_log.download"
         wait_until(lambda: total(owner, downloads) == 1, 60, "the download event indexed")
-        status, body = get(f"{base}/audit-logs?activity=audit_log.download", owner)
+        status, body = http_get(f"{base}/audit-logs?activity=audit_log.download", owner)
         [download] = json.loads(body)["items"]
         assert total(admin_0, downloads) == 1  # it concerns org-0 ...
         assert total(admin_1, downloads) == 0  # ... and nobody else's organization
