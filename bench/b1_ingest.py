@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -162,7 +163,12 @@ def run_worker(
         "peak_rss_mb": rss.peak_mb(),
         "rss_series_mb": [(t, max(s.values(), default=None)) for t, s, _ in rss.series],
         "count_series": series,
-        "settings": {"AUDIT_BATCH_SIZE": env.get("AUDIT_BATCH_SIZE", "default (500)")},
+        "settings": {
+            "AUDIT_BATCH_SIZE": os.environ.get("AUDIT_BATCH_SIZE", "500 (default)"),
+            "AUDIT_BATCH_WINDOW_SECONDS": os.environ.get(
+                "AUDIT_BATCH_WINDOW_SECONDS", "1.0 (default)"
+            ),
+        },
         "profiles": profiler.outputs,
     }
     if elapsed and startup is not None and elapsed > startup:

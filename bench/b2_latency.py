@@ -12,6 +12,7 @@ time just before ``produce()`` (both ``time.monotonic`` in this process).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -286,8 +287,10 @@ def run(es: Elasticsearch, n: int, rate: float) -> dict[str, Any]:
         "stages_ms": stages,
         "refresh_interval": interval,
         "worker_batch": {
-            "AUDIT_BATCH_SIZE": "500 (default)",
-            "AUDIT_BATCH_WINDOW_SECONDS": "1.0 (default)",
+            "AUDIT_BATCH_SIZE": os.environ.get("AUDIT_BATCH_SIZE", "500 (default)"),
+            "AUDIT_BATCH_WINDOW_SECONDS": os.environ.get(
+                "AUDIT_BATCH_WINDOW_SECONDS", "1.0 (default)"
+            ),
         },
         "poller": {
             "threads": POLLERS,
