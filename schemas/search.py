@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 GRAMS_FIELD = "audit.search.grams"
@@ -78,13 +79,25 @@ def word_prefixes(chunk: str) -> set[str]:
     return {chunk[i : i + n] for i in word_starts(chunk) for n in (1, 2) if i + n <= len(chunk)}
 
 
+# Actor names, e-mails, organization and object names repeat from event to event: caching
+# a piece's tokens takes the search representation off the worker's hot path for them.
+@lru_cache(maxsize=65536)
+def _piece_grams(piece: str) -> str:
+    return " ".join(gram_tokens(piece))
+
+
+@lru_cache(maxsize=65536)
+def _piece_prefixes(piece: str) -> frozenset[str]:
+    return frozenset(word_prefixes(piece))
+
+
 def search_representation(values: Iterable[str | None]) -> dict[str, list[str]]:
     """The ``audit.search`` object of a document whose searchable values are ``values``."""
     pieces = chunks(values)
-    grams = [" ".join(gram_tokens(piece)) for piece in pieces if len(piece) >= GRAM]
+    grams = [_piece_grams(piece) for piece in pieces if len(piece) >= GRAM]
     prefixes: set[str] = set()
     for piece in pieces:
-        prefixes |= word_prefixes(piece)
+        prefixes |= _piece_prefixes(piece)
     return {"grams": grams, "prefixes": sorted(prefixes)}
 
 

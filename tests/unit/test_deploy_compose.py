@@ -59,7 +59,7 @@ def test_the_readme_table_is_read() -> None:
         "worker"
     )
     assert {"AUDIT_JWT_SECRET", "AUDIT_API_PORT", "ELASTICSEARCH_CA_CERTS"} <= variables_of("API")
-    assert readme_variables()["AUDIT_BATCH_WINDOW_SECONDS"]["default"] == "1.0"
+    assert readme_variables()["AUDIT_BATCH_WINDOW_SECONDS"]["default"] == "0.2"
 
 
 def test_every_service_is_there(compose: dict[str, Any]) -> None:
