@@ -138,21 +138,33 @@ def wait_count(
 
 
 def run_worker(
-    es: Elasticsearch, topic: str, prefix: str, expected: int, profile: bool
+    es: Elasticsearch, topic: str, prefix: str, expected: int, profile: bool, workers: int = 1
 ) -> dict[str, Any]:
-    env = worker_env(prefix, topic, free_port())
+    """``workers`` processes in one consumer group (1 = the benchmark; more = scale-out)."""
     profiler = Profiler(profile, "b1-worker")
-    service = Service("audit-worker", env, logs_dir() / f"{prefix}-worker.log")
+    services = [
+        Service(
+            "audit-worker",
+            worker_env(prefix, topic, free_port()),
+            logs_dir() / f"{prefix}-worker{i}.log",
+        )
+        for i in range(workers)
+    ]
+    service = services[0]
     timeout = max(180.0, expected / 200)
     try:
-        profiler.attach(service.pid, "worker")
-        with RssSampler(lambda: [service.pid], interval=0.5) as rss:
-            elapsed, series = wait_count(es, f"{prefix}-*", expected, timeout, alive=service.alive)
+        for i, each in enumerate(services):
+            profiler.attach(each.pid, f"worker{i}" if i else "worker")
+        with RssSampler(lambda: [s.pid for s in services], interval=0.5) as rss:
+            elapsed, series = wait_count(
+                es, f"{prefix}-*", expected, timeout, alive=lambda: all(s.alive() for s in services)
+            )
             rss.sample()
         profiler.stop()
         startup = next((t for t, c in series if c > 0), None)
     finally:
-        service.stop()
+        for each in services:
+            each.stop()
     indexed = series[-1][1] if series else 0
     result: dict[str, Any] = {
         "complete": elapsed is not None,
@@ -170,6 +182,7 @@ def run_worker(
             ),
         },
         "profiles": profiler.outputs,
+        "processes": workers,
     }
     if elapsed and startup is not None and elapsed > startup:
         result["steady_events_per_s"] = round(expected / (elapsed - startup), 1)
@@ -215,7 +228,7 @@ def run_baseline(
     }
 
 
-def run(es: Elasticsearch, n: int, profile: bool = False) -> dict[str, Any]:
+def run(es: Elasticsearch, n: int, profile: bool = False, workers: int = 1) -> dict[str, Any]:
     now = utc_now()
     log(f"B1: generating {n:,} events (seed {SEED})")
     events = list(
@@ -235,7 +248,7 @@ def run(es: Elasticsearch, n: int, profile: bool = False) -> dict[str, Any]:
         docs = normalize([value for _, value in records], datetime.now(UTC))
         valid = len(docs)
         log(f"B1: {valid:,} valid distinct events; starting audit-worker")
-        worker = run_worker(es, topic, prefix, valid, profile)
+        worker = run_worker(es, topic, prefix, valid, profile, workers)
         log(f"B1: worker {worker['events_per_s']} events/s, peak RSS {worker['peak_rss_mb']} MB")
         drop_indices(es, prefix)
         baselines = []

@@ -6,6 +6,7 @@ exists. ``bench/analysis.md`` (written by hand after profiling) is appended to t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,12 @@ def plot_b3(result: dict[str, Any], suffix: str) -> list[str]:
     sizes = {point["n_logs"] for point in scaling}
     if quick and quick.get("n_logs") not in sizes:  # the quick run's dataset: another size
         scaling.append({"n_logs": quick["n_logs"], "api": quick["api"]})
+    if not suffix:  # datasets of other sizes: `bench.run --only B3 --set b3_n=N --tag scale...`
+        for path in sorted(RESULTS.glob("b3_query-scale*.json")):
+            extra = json.loads(path.read_text())
+            for point in extra.get("scaling") or []:
+                if point["n_logs"] not in {p["n_logs"] for p in scaling}:
+                    scaling.append(point)
     scaling.sort(key=lambda point: point["n_logs"])
     if len(scaling) > 1:
         fig, ax = plt.subplots(figsize=(8, 4.5))
@@ -203,7 +210,7 @@ def _fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:,.1f}{unit}"
+        return f"{value:,.2f}{unit}" if abs(value) < 10 else f"{value:,.1f}{unit}"
     if isinstance(value, int):
         return f"{value:,}{unit}"
     return f"{value}{unit}"

@@ -23,6 +23,7 @@ from bench.common import environment, es_client, log, write_result
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "b1_n": 200_000,
+        "b1_workers": 1,
         "b2_n": 5_000,
         "b2_rate": 500,
         "b3_n": 5_000_000,
@@ -34,6 +35,7 @@ SIZES: dict[str, dict[str, Any]] = {
     },
     "quick": {
         "b1_n": 20_000,
+        "b1_workers": 1,
         "b2_n": 1_000,
         "b2_rate": 500,
         "b3_n": 200_000,
@@ -70,6 +72,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=[],
         metavar="KEY=N",
         help="override a size, e.g. --set b3_n=1000000",
+    )
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="write results as <name>[-quick]-<tag>.json (an experiment, left out of the report)",
     )
     parser.add_argument(
         "--report-only",
@@ -111,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     suffix = ("-quick" if args.quick else "") + ("-profile" if args.profile else "")
+    suffix += f"-{args.tag}" if args.tag else ""
     es = es_client()
     es.cluster.health(wait_for_status="yellow", timeout="30s")
     env = environment(es)
@@ -122,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     from bench import b1_ingest, b2_latency, b3_query, b4_export
 
     jobs: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
-        "B1": ("b1_ingest", lambda: b1_ingest.run(es, sizes["b1_n"], args.profile)),
+        "B1": (
+            "b1_ingest",
+            lambda: b1_ingest.run(es, sizes["b1_n"], args.profile, sizes["b1_workers"]),
+        ),
         "B2": ("b2_latency", lambda: b2_latency.run(es, sizes["b2_n"], sizes["b2_rate"])),
         "B3": (
             "b3_query",
