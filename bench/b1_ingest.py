@@ -43,11 +43,13 @@ from bench.common import (
     utc_now,
     worker_env,
 )
+from consumer.settings import Settings as WorkerSettings
 from schemas.demo import generate_events
 from schemas.document import build_document, index_name
 from schemas.event import InvalidEvent, parse_event
 from schemas.index_template import index_template, template_name
 
+WORKER_DEFAULTS = WorkerSettings()
 PARTITIONS = 4
 # (chunk_size, thread_count) tried for the baseline; the best one is the baseline.
 BULK_SETTINGS = ((500, 2), (1000, 2), (2000, 2), (2000, 4))
@@ -176,9 +178,11 @@ def run_worker(
         "rss_series_mb": [(t, max(s.values(), default=None)) for t, s, _ in rss.series],
         "count_series": series,
         "settings": {
-            "AUDIT_BATCH_SIZE": os.environ.get("AUDIT_BATCH_SIZE", "500 (default)"),
+            "AUDIT_BATCH_SIZE": os.environ.get(
+                "AUDIT_BATCH_SIZE", f"{WORKER_DEFAULTS.batch_size} (default)"
+            ),
             "AUDIT_BATCH_WINDOW_SECONDS": os.environ.get(
-                "AUDIT_BATCH_WINDOW_SECONDS", "1.0 (default)"
+                "AUDIT_BATCH_WINDOW_SECONDS", f"{WORKER_DEFAULTS.batch_window_seconds} (default)"
             ),
         },
         "profiles": profiler.outputs,

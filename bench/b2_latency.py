@@ -42,8 +42,10 @@ from bench.common import (
     utc_now,
     worker_env,
 )
+from consumer.settings import Settings as WorkerSettings
 from schemas.demo import generate_events
 
+WORKER_DEFAULTS = WorkerSettings()
 PARTNERS = 4
 POLLERS = 2
 POLL_CYCLE_S = 0.05  # each partner is polled about every 50 ms
@@ -287,9 +289,11 @@ def run(es: Elasticsearch, n: int, rate: float) -> dict[str, Any]:
         "stages_ms": stages,
         "refresh_interval": interval,
         "worker_batch": {
-            "AUDIT_BATCH_SIZE": os.environ.get("AUDIT_BATCH_SIZE", "500 (default)"),
+            "AUDIT_BATCH_SIZE": os.environ.get(
+                "AUDIT_BATCH_SIZE", f"{WORKER_DEFAULTS.batch_size} (default)"
+            ),
             "AUDIT_BATCH_WINDOW_SECONDS": os.environ.get(
-                "AUDIT_BATCH_WINDOW_SECONDS", "1.0 (default)"
+                "AUDIT_BATCH_WINDOW_SECONDS", f"{WORKER_DEFAULTS.batch_window_seconds} (default)"
             ),
         },
         "poller": {
