@@ -81,12 +81,13 @@ def word_prefixes(chunk: str) -> set[str]:
 
 # Actor names, e-mails, organization and object names repeat from event to event: caching
 # a piece's tokens takes the search representation off the worker's hot path for them.
-@lru_cache(maxsize=65536)
+# Small bound: one-off pieces (Log IDs) pass through, and the recurring ones stay recent.
+@lru_cache(maxsize=4096)
 def _piece_grams(piece: str) -> str:
     return " ".join(gram_tokens(piece))
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def _piece_prefixes(piece: str) -> frozenset[str]:
     return frozenset(word_prefixes(piece))
 
