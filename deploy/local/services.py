@@ -363,10 +363,38 @@ def _tail(path: Path, lines: int = 5) -> str:
         return ""
 
 
+# --------------------------------------------------------------------------- services
+
+
+class _Service:
+    """What both services share: a pid file naming a process-group leader, and its ports."""
+
+    name = ""
+    pid_file: Path
+
+    def running_pid(self) -> int | None:
+        return _pid_alive(self.pid_file)
+
+    def _refuse_taken_ports(self, ports: tuple[int, ...], settings: str) -> None:
+        for port in ports:
+            if _port_open(port):
+                raise ServiceError(
+                    f"port {port} is already taken by another program; stop it or set {settings}"
+                )
+
+    def down(self) -> str:
+        pid = self.running_pid()
+        if pid is None:
+            return f"{self.name} not running"
+        _stop_pid(pid, self.name)
+        self.pid_file.unlink(missing_ok=True)
+        return f"{self.name} stopped"
+
+
 # --------------------------------------------------------------------------- kafka
 
 
-class Kafka:
+class Kafka(_Service):
     name = "kafka"
 
     def __init__(self) -> None:
@@ -378,18 +406,12 @@ class Kafka:
     def endpoint(self) -> str:
         return f"{HOST}:{KAFKA_PORT}"
 
-    def running_pid(self) -> int | None:
-        return _pid_alive(self.pid_file)
-
     def up(self) -> str:
         if self.running_pid() and _port_open(KAFKA_PORT):
             return f"kafka already running at {self.endpoint}"
-        for port in (KAFKA_PORT, KAFKA_CONTROLLER_PORT):
-            if _port_open(port):
-                raise ServiceError(
-                    f"port {port} is already taken by another program; stop it or set "
-                    "AUDIT_LOCAL_KAFKA_PORT / KAFKA_BOOTSTRAP_SERVERS"
-                )
+        self._refuse_taken_ports(
+            (KAFKA_PORT, KAFKA_CONTROLLER_PORT), "AUDIT_LOCAL_KAFKA_PORT / KAFKA_BOOTSTRAP_SERVERS"
+        )
         java = find_java("Kafka", 11, 99, ["KAFKA_JAVA_HOME", "JAVA_HOME"])
         libs = kafka_libs()
         config = self._write_config()
@@ -492,14 +514,6 @@ class Kafka:
                 f"and {self.log_file} ({_tail(self.log_file, 2)})"
             )
 
-    def down(self) -> str:
-        pid = self.running_pid()
-        if pid is None:
-            return "kafka not running"
-        _stop_pid(pid, self.name)
-        self.pid_file.unlink(missing_ok=True)
-        return "kafka stopped"
-
 
 def _read(path: Path) -> str:
     try:
@@ -511,7 +525,7 @@ def _read(path: Path) -> str:
 # --------------------------------------------------------------------------- elasticsearch
 
 
-class Elasticsearch:
+class Elasticsearch(_Service):
     name = "elasticsearch"
 
     def __init__(self) -> None:
@@ -527,9 +541,6 @@ class Elasticsearch:
     def endpoint(self) -> str:
         return f"http://{HOST}:{ES_PORT}"
 
-    def running_pid(self) -> int | None:
-        return _pid_alive(self.pid_file)
-
     def answers(self) -> bool:
         try:
             url = self.endpoint + "/_cluster/health"  # always http on loopback
@@ -542,12 +553,9 @@ class Elasticsearch:
     def up(self) -> str:
         if self.running_pid() and self.answers():
             return f"elasticsearch already running at {self.endpoint}"
-        for port in (ES_PORT, ES_TRANSPORT_PORT):
-            if _port_open(port):
-                raise ServiceError(
-                    f"port {port} is already taken by another program; stop it or set "
-                    "AUDIT_LOCAL_ES_PORT / ELASTICSEARCH_URL"
-                )
+        self._refuse_taken_ports(
+            (ES_PORT, ES_TRANSPORT_PORT), "AUDIT_LOCAL_ES_PORT / ELASTICSEARCH_URL"
+        )
         # Elasticsearch 8.19 runs on Java 17 to 24 (25 dropped the Security Manager it needs).
         java = find_java("Elasticsearch", 17, 24, ["ES_JAVA_HOME", "JAVA_HOME"])
         home = elasticsearch_home()
@@ -619,14 +627,6 @@ class Elasticsearch:
                 f"{self.log_dir / 'partner-audit-log-local.log'} and {self.out_file} "
                 f"({_tail(self.out_file, 2)})"
             )
-
-    def down(self) -> str:
-        pid = self.running_pid()
-        if pid is None:
-            return "elasticsearch not running"
-        _stop_pid(pid, self.name)
-        self.pid_file.unlink(missing_ok=True)
-        return "elasticsearch stopped"
 
 
 def _service_user() -> tuple[int, int] | None:

@@ -12,27 +12,18 @@ from confluent_kafka import Producer
 
 from api.devtoken import mint_token
 from tests.processes import TEST_JWT_SECRET, http_get, running, wait_until
+from tests.unit.test_schemas_event import valid_event
 
 
 def _event(partner_id: str) -> dict[str, Any]:
-    """SPEC §2's example, with a fresh Log ID and the current time."""
+    """SPEC §2's example, with a fresh Log ID, the current time and no description."""
+    event = valid_event()
+    del event["description"]
     return {
+        **event,
         "event_id": f"e2e-{uuid.uuid4()}",
-        "schema_version": 1,
         "occurred_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-        "action": "compliance.enable",
         "partner_id": partner_id,
-        "organization": {"id": "org-7", "name": "Acme Ltd"},
-        "actor": {
-            "type": "partner_user",
-            "id": "u-42",
-            "name": "Jane Doe",
-            "email": "jane@partner.example",
-            "role": "admin",
-        },
-        "source": {"channel": "ui", "ip": "203.0.113.9", "user_agent": "Mozilla/5.0"},
-        "object": {"type": "organization", "id": "org-7", "name": "Acme Ltd"},
-        "status": "success",
     }
 
 
