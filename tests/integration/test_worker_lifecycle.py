@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,22 +19,9 @@ from tests.integration.worker_harness import (
     indexed_ids,
     produce,
     wait_all_committed,
-    worker_setup,
     workers,
 )
 from tests.processes import free_port, wait_until
-
-
-@pytest.fixture
-def setup(
-    kafka_bootstrap: str,
-    es_url: str,
-    es: Any,  # requested so that unique_name deletes the test's indices afterwards
-    unique_name: Callable[[str], str],
-    create_topic: Callable[..., str],
-    tmp_path: Path,
-) -> Setup:
-    return worker_setup(kafka_bootstrap, es_url, unique_name, create_topic, tmp_path)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,7 +32,6 @@ from tests.integration.worker_harness import (
     record_figures,
     scaled,
     wait_all_committed,
-    worker_setup,
     workers,
 )
 from tests.processes import wait_until
@@ -41,18 +39,6 @@ from tests.processes import wait_until
 pytestmark = pytest.mark.slow  # make test-reliability selects these at full size
 
 DONE_TIMEOUT_S = 900 if FULL else 300
-
-
-@pytest.fixture
-def setup(
-    kafka_bootstrap: str,
-    es_url: str,
-    es: Any,  # requested so that unique_name deletes the test's indices afterwards
-    unique_name: Callable[[str], str],
-    create_topic: Callable[..., str],
-    tmp_path: Path,
-) -> Setup:
-    return worker_setup(kafka_bootstrap, es_url, unique_name, create_topic, tmp_path)
 
 
 @pytest.fixture
