@@ -370,6 +370,7 @@ class _Service:
     """What both services share: a pid file naming a process-group leader, and its ports."""
 
     name = ""
+    root: Path
     pid_file: Path
 
     def running_pid(self) -> int | None:
@@ -381,6 +382,30 @@ class _Service:
                 raise ServiceError(
                     f"port {port} is already taken by another program; stop it or set {settings}"
                 )
+
+    def _launch(
+        self,
+        command: list[str],
+        log: Path,
+        env: dict[str, str] | None = None,
+        user: tuple[int, int] | None = None,
+    ) -> subprocess.Popen[bytes]:
+        """Start `command` as leader of a new process group and record it in the pid file."""
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.root,
+                start_new_session=True,
+                user=user[0] if user else None,
+                group=user[1] if user else None,
+                extra_groups=[] if user else None,
+            )
+        self.pid_file.write_text(str(process.pid))
+        return process
 
     def down(self) -> str:
         pid = self.running_pid()
@@ -492,16 +517,7 @@ class Kafka(_Service):
             "kafka.Kafka",
             str(config),
         )
-        with self.log_file.open("ab") as out:
-            process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                cwd=self.root,
-            )
-        self.pid_file.write_text(str(process.pid))
+        process = self._launch(command, self.log_file)
         kafka_log = self.root / "logs" / "kafka.log"
 
         def started() -> bool:
@@ -606,20 +622,7 @@ class Elasticsearch(_Service):
             "LANG": "C.UTF-8",
         }
         command = [str(home / "bin" / "elasticsearch"), "-p", str(self.server_pid_file)]
-        with self.out_file.open("ab") as out:
-            process = subprocess.Popen(
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                cwd=self.root,
-                start_new_session=True,
-                user=user[0] if user else None,
-                group=user[1] if user else None,
-                extra_groups=[] if user else None,
-            )
-        self.pid_file.write_text(str(process.pid))
+        process = self._launch(command, self.out_file, env=env, user=user)
         if not _wait_for(self.answers, READY_TIMEOUT_S, lambda: process.poll() is not None):
             _stop_pid(process.pid, self.name)
             raise ServiceError(
