@@ -185,6 +185,7 @@ REJECTED = [
     ("metadata", {"k": [1]}, "metadata.k.value", "scalar"),
     ("metadata", {"k": {"a": 1}}, "metadata.k.value", "scalar"),
     ("metadata", {"": 1}, "metadata..key", "Length"),
+    ("metadata", {"a\x00b": 1}, "metadata.a\x00b.key", "NUL"),
     ("metadata", ["k"], "metadata", "mapping"),
 ]
 
