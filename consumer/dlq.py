@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -16,16 +15,14 @@ from consumer import metrics
 from consumer.backoff import Backoff
 from consumer.pipeline import DeadLetter
 from consumer.settings import Settings
+from schemas.dead_letter import (
+    HEADER_VALUE_OMITTED,
+    VALUE_OMITTED_TOO_LARGE,
+    LetterHeaders,
+    format_failed_at,
+)
 
 log = logging.getLogger(__name__)
-
-HEADER_REASON = "x-dlq-reason"
-HEADER_ERRORS = "x-dlq-errors"
-HEADER_TOPIC = "x-dlq-original-topic"
-HEADER_PARTITION = "x-dlq-original-partition"
-HEADER_OFFSET = "x-dlq-original-offset"
-HEADER_FAILED_AT = "x-dlq-failed-at"
-HEADER_VALUE_OMITTED = "x-dlq-value-omitted"
 
 
 class ProducerLike(Protocol):
@@ -42,22 +39,17 @@ class ProducerLike(Protocol):
 
 
 def dlq_headers(letter: DeadLetter, failed_at: datetime) -> list[tuple[str, str | bytes | None]]:
-    """Headers naming why and where from; values are UTF-8 strings (errors as JSON)."""
+    """Headers naming why and where from (`schemas.dead_letter`): UTF-8, errors as JSON."""
     record = letter.record
-    return [
-        (HEADER_REASON, letter.reason.encode()),
-        (HEADER_ERRORS, json.dumps(letter.errors, ensure_ascii=False, sort_keys=True).encode()),
-        (HEADER_TOPIC, record.topic.encode()),
-        (HEADER_PARTITION, str(record.partition).encode()),
-        (HEADER_OFFSET, str(record.offset).encode()),
-        (
-            HEADER_FAILED_AT,
-            failed_at.astimezone(UTC)
-            .isoformat(timespec="milliseconds")
-            .replace("+00:00", "Z")
-            .encode(),
-        ),
-    ]
+    headers = LetterHeaders(
+        reason=letter.reason,
+        original_topic=record.topic,
+        original_partition=record.partition,
+        original_offset=record.offset,
+        failed_at=format_failed_at(failed_at),
+        errors=dict(letter.errors),
+    ).encode()
+    return list(headers)  # the producer's header type is a list of (str, str|bytes|None)
 
 
 def producer_config(settings: Settings) -> dict[str, Any]:
@@ -141,7 +133,7 @@ class DeadLetterQueue:
         headers = dlq_headers(letter, failed_at)
         value = letter.record.value
         if isinstance(letter, _OmittedValue):
-            headers.append((HEADER_VALUE_OMITTED, b"too_large_for_dlq"))
+            headers.append((HEADER_VALUE_OMITTED, VALUE_OMITTED_TOO_LARGE.encode()))
             value = None
         while True:
             try:

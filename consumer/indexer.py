@@ -21,8 +21,9 @@ from elasticsearch.helpers import async_streaming_bulk
 
 from consumer import metrics
 from consumer.backoff import Backoff, RetryLater
-from consumer.pipeline import REASON_INDEX_REJECTED, DeadLetter, IndexAction
+from consumer.pipeline import DeadLetter, IndexAction
 from consumer.settings import Settings
+from schemas.dead_letter import REASON_INDEX_REJECTED
 from schemas.index_template import index_template, template_name
 
 log = logging.getLogger(__name__)

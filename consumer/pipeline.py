@@ -11,15 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from schemas.dead_letter import REASON_NORMALIZATION_FAILED
 from schemas.document import build_document, index_name
 from schemas.event import InvalidEvent, parse_event
 
 log = logging.getLogger(__name__)
-
-#: Reason for a document Elasticsearch refused as malformed (mapping/parse error).
-REASON_INDEX_REJECTED = "index_rejected"
-#: Reason for an event that validated but that normalization could not turn into a document.
-REASON_NORMALIZATION_FAILED = "normalization_failed"
 
 
 @dataclass(frozen=True)

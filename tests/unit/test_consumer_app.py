@@ -14,8 +14,9 @@ from aiokafka.structs import TopicPartition
 from consumer.app import Ingest, OffsetCommitter, create_app
 from consumer.backoff import Backoff
 from consumer.indexer import BulkOutcome
-from consumer.pipeline import REASON_INDEX_REJECTED, DeadLetter, IndexAction, RawRecord
+from consumer.pipeline import DeadLetter, IndexAction, RawRecord
 from consumer.settings import Settings
+from schemas.dead_letter import REASON_INDEX_REJECTED
 
 VALID = json.dumps(
     {

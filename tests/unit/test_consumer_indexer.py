@@ -13,8 +13,9 @@ from elasticsearch import ApiError
 from consumer import indexer as indexer_module
 from consumer.backoff import Backoff
 from consumer.indexer import Indexer, Verdict, classify_item, item_error
-from consumer.pipeline import REASON_INDEX_REJECTED, IndexAction, RawRecord
+from consumer.pipeline import IndexAction, RawRecord
 from consumer.settings import Settings
+from schemas.dead_letter import REASON_INDEX_REJECTED
 
 NO_WAIT = Backoff(initial=0, maximum=0)
 

@@ -10,7 +10,6 @@ import pytest
 
 from consumer import pipeline
 from consumer.pipeline import (
-    REASON_NORMALIZATION_FAILED,
     DeadLetter,
     IndexAction,
     RawRecord,
@@ -18,6 +17,7 @@ from consumer.pipeline import (
     process_batch,
     process_record,
 )
+from schemas.dead_letter import REASON_NORMALIZATION_FAILED
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 PREFIX = "audit-test"
