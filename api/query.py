@@ -14,6 +14,7 @@ from api import fields
 from api.auth import Caller
 from api.cursor import Cursor
 from api.scope import scope_filter
+from schemas.document import document_id
 from schemas.search import text_query
 
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -131,7 +132,10 @@ def build_export_query(params: Mapping[str, Any], caller: Caller, now: datetime)
 
 def build_detail_query(log_id: str, caller: Caller) -> dict[str, Any]:
     """One log by id, inside the caller's scope: out of scope finds nothing, i.e. a 404."""
+    # The Log ID is unique within a partner only: the document id is derived from both,
+    # and the caller's partner is the only one it may be.
+    doc_id = document_id(caller.partner_id, log_id)
     return {
-        "query": {"bool": {"filter": [*scope_filter(caller), {"ids": {"values": [log_id]}}]}},
+        "query": {"bool": {"filter": [*scope_filter(caller), {"ids": {"values": [doc_id]}}]}},
         "size": 1,
     }

@@ -117,24 +117,20 @@ def install_template(es: Any, prefix: str) -> None:
 
 
 def index_events(es: Any, prefix: str, events: list[dict[str, Any]]) -> None:
-    """Index events the way the worker does (validated, `build_document`, `_id` = event id,
-    monthly index from `occurred_at`, op_type create), then refresh so they are searchable."""
+    """Index events the way the worker does (validated, `schemas.document.stored_log`:
+    monthly index from `occurred_at`, `_id` from partner and event id, op_type create),
+    then refresh so they are searchable."""
     from elasticsearch import helpers
 
-    from schemas.document import build_document, index_name
+    from schemas.document import stored_log
     from schemas.event import validate_event
 
     now = datetime.now(UTC)
 
     def actions() -> Iterator[dict[str, Any]]:
         for raw in events:
-            event = validate_event(raw, now=now)
-            yield {
-                "_op_type": "create",
-                "_index": index_name(prefix, event["occurred_at"]),
-                "_id": event["event_id"],
-                "_source": build_document(event, now),
-            }
+            index, doc_id, document = stored_log(prefix, validate_event(raw, now=now), now)
+            yield {"_op_type": "create", "_index": index, "_id": doc_id, "_source": document}
 
     helpers.bulk(es, actions(), chunk_size=2000, refresh=False)
     es.indices.refresh(index=f"{prefix}-*")

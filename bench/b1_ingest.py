@@ -45,7 +45,7 @@ from bench.common import (
 )
 from consumer.settings import Settings as WorkerSettings
 from schemas.demo import generate_events
-from schemas.document import build_document, index_name
+from schemas.document import stored_log
 from schemas.event import InvalidEvent, parse_event
 from schemas.index_template import index_template, template_name
 
@@ -100,8 +100,8 @@ def _normalize_chunk(args: tuple[list[bytes], str]) -> list[tuple[str, str, dict
             event = parse_event(raw, now=ingested_at)
         except InvalidEvent:
             continue
-        suffix = index_name("", event["occurred_at"])  # "-YYYY.MM"
-        out.append((suffix, str(event["event_id"]), build_document(event, ingested_at)))
+        suffix, doc_id, document = stored_log("", event, ingested_at)  # "-YYYY.MM"
+        out.append((suffix, doc_id, document))
     return out
 
 

@@ -29,7 +29,7 @@ from elasticsearch import Elasticsearch
 
 from bench.common import SEED, drop_indices, es_count, log
 from schemas.demo import generate_events
-from schemas.document import build_document, index_name
+from schemas.document import build_document, stored_log
 from schemas.index_template import index_template, read_alias, template_name
 
 DAYS = 90
@@ -87,15 +87,9 @@ def _bulk_chunk(args: tuple[str, str, list[dict[str, Any]]]) -> tuple[bytes, int
     ingested_at = datetime.fromisoformat(ingested)
     lines: list[str] = []
     for event in events:
-        action = {
-            "create": {"_index": index_name(prefix, event["occurred_at"]), "_id": event["event_id"]}
-        }
-        lines.append(json.dumps(action, separators=(",", ":")))
-        lines.append(
-            json.dumps(
-                build_document(event, ingested_at), ensure_ascii=False, separators=(",", ":")
-            )
-        )
+        index, doc_id, document = stored_log(prefix, event, ingested_at)
+        lines.append(json.dumps({"create": {"_index": index, "_id": doc_id}}))
+        lines.append(json.dumps(document, ensure_ascii=False, separators=(",", ":")))
     return ("\n".join(lines) + "\n").encode(), len(events)
 
 

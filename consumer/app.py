@@ -21,12 +21,13 @@ How offsets are controlled (the part that makes "nothing lost" true):
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import shutil
 import ssl
 import tempfile
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from time import monotonic
 from typing import Any, cast
 
@@ -38,7 +39,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from consumer import metrics
 from consumer.backoff import Backoff
+from consumer.batching import BatchBounds, bounded_batches
 from consumer.dlq import DeadLetterQueue
+from consumer.health import Health
 from consumer.indexer import Indexer
 from consumer.pipeline import RawRecord, commit_offsets, process_batch
 from consumer.settings import Settings
@@ -46,33 +49,6 @@ from consumer.settings import Settings
 log = logging.getLogger(__name__)
 
 COMMIT_TIMEOUT_S = 30.0
-
-
-STUCK_AFTER_S = 15.0
-
-
-class Health:
-    """What /healthz (alive) and /readyz (not stuck retrying a batch) report."""
-
-    def __init__(self) -> None:
-        self.started_at = monotonic()
-        self.batch_started_at: float | None = None
-        self.last_batch_at: float | None = None
-
-    @property
-    def stuck(self) -> bool:
-        """A batch has waited long for Elasticsearch or Kafka: it is backing off."""
-        started = self.batch_started_at
-        return started is not None and monotonic() - started > STUCK_AFTER_S
-
-    def snapshot(self) -> dict[str, Any]:
-        now = monotonic()
-        last = self.last_batch_at
-        return {
-            "status": "retrying" if self.stuck else "ok",
-            "uptime_s": round(now - self.started_at, 1),
-            "last_batch_s_ago": None if last is None else round(now - last, 1),
-        }
 
 
 class Ingest:
@@ -96,14 +72,13 @@ class Ingest:
         """Index the valid, dead-letter the rest; returns only when both are acknowledged."""
         metrics.CONSUMED.inc(len(records))
         metrics.BATCH_SIZE.observe(len(records))
-        self.health.batch_started_at = monotonic()
+        self.health.batch_started()
         # An unexpected error (a bug) must neither lose the batch (raising out of the agent
         # would let Faust move on past it) nor stop the worker: retry the whole batch, loudly.
         async for attempt in self._backoff.retrying("batch failed", retry_on=Exception):
             with attempt:
                 await self._handle_once(records)
-        self.health.batch_started_at = None
-        self.health.last_batch_at = monotonic()
+        self.health.batch_done()
 
     async def close(self) -> None:
         await self.indexer.close()
@@ -204,11 +179,21 @@ def create_app(
     settings: Settings,
     ingest: Ingest | None = None,
     health: Health | None = None,
+    dlq_max_message_bytes: int | None = None,
 ) -> faust.App:
-    """The Faust app with its agent and web pages; connects to nothing until it is started."""
+    """The Faust app with its agent and web pages; connects to nothing until it is started.
+
+    `dlq_max_message_bytes`: the dead-letter topic's own `max.message.bytes` (read at
+    start-up), so the DLQ producer accepts every value the topic accepts.
+    """
     health = health or (ingest.health if ingest else Health())
     if ingest is None:
-        ingest = Ingest(settings, Indexer(settings), DeadLetterQueue(settings), health)
+        ingest = Ingest(
+            settings,
+            Indexer(settings, health=health),
+            DeadLetterQueue(settings, max_message_bytes=dlq_max_message_bytes, health=health),
+            health,
+        )
     app = faust.App(
         settings.group_id,  # Faust's app id is the Kafka consumer group id
         broker=[f"kafka://{host}" for host in settings.bootstrap_list],
@@ -221,26 +206,29 @@ def create_app(
         topic_disable_leader=True,  # no leader topic, no tables: no internal topics at all
         topic_replication_factor=1,
         stream_wait_empty=False,  # nothing of ours is tracked by Faust's acks anyway
+        # Records held ahead of the batch in hand: a count, so it is what bounds memory
+        # (with AUDIT_BATCH_MAX_BYTES) when events are large. Faust's default is 4,096.
+        stream_buffer_maxsize=settings.prefetch_records,
         # A worker killed with SIGKILL holds its partitions until its session expires: 10 s
         # (Faust's default is 60) lets a restarted or surviving worker take over quickly.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
         web_enabled=True,
         web_port=settings.worker_port,
-        web_bind="0.0.0.0",  # noqa: S104 - health and metrics are scraped from outside
+        web_bind=settings.worker_bind,
         web_in_thread=False,
-        datadir=Path(tempfile.gettempdir()) / "audit-worker",
+        datadir=settings.state_dir or _private_state_dir(),
     )
     topic = app.topic(*settings.topics, acks=False, key_type=bytes, value_type=bytes)
     committer = OffsetCommitter(app)
+    bounds = BatchBounds(
+        settings.batch_size, settings.batch_max_bytes, settings.batch_window_seconds
+    )
 
     @app.agent(topic, concurrency=1, name="ingest")
     async def ingest_agent(stream: StreamT[bytes]) -> None:
-        batches = cast(faust.Stream, stream).noack_take(
-            settings.batch_size, settings.batch_window_seconds
-        )
         try:
-            async for events in batches:
+            async for events in bounded_batches(cast(faust.Stream, stream), bounds):
                 started = monotonic()
                 await ingest.handle([to_record(event) for event in events])
                 await committer.commit(events)  # only now: ES and the DLQ have acknowledged
@@ -250,6 +238,14 @@ def create_app(
 
     _add_pages(app, health)
     return app
+
+
+def _private_state_dir() -> str:
+    """A folder only this process knows (mode 0700, random name), removed at exit: a fixed
+    /tmp path is one another local user could create first, or point elsewhere."""
+    folder = tempfile.mkdtemp(prefix="audit-worker-")
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def _add_pages(app: faust.App, health: Health) -> None:

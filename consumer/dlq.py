@@ -13,6 +13,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 
 from consumer import metrics
 from consumer.backoff import Backoff
+from consumer.health import Health
 from consumer.pipeline import DeadLetter
 from consumer.settings import Settings
 from schemas.dead_letter import (
@@ -52,7 +53,16 @@ def dlq_headers(letter: DeadLetter, failed_at: datetime) -> list[tuple[str, str 
     return list(headers)  # the producer's header type is a list of (str, str|bytes|None)
 
 
-def producer_config(settings: Settings) -> dict[str, Any]:
+#: librdkafka's bounds for `message.max.bytes`.
+LIBRDKAFKA_MIN_MESSAGE_BYTES = 1000
+LIBRDKAFKA_MAX_MESSAGE_BYTES = 1_000_000_000
+#: librdkafka's default `batch.size` (a larger message still goes, in a batch of its own).
+BATCH_BYTES = 1_000_000
+
+
+def producer_config(settings: Settings, max_message_bytes: int | None = None) -> dict[str, Any]:
+    """librdkafka settings; `max_message_bytes` is the DLQ topic's own `max.message.bytes`,
+    so a value the topic accepts is never refused by the producer's default (1,000,000)."""
     config = settings.kafka_client_config()
     config.update(
         {
@@ -67,6 +77,12 @@ def producer_config(settings: Settings) -> dict[str, Any]:
             "logger": logging.getLogger("consumer.dlq.librdkafka"),
         }
     )
+    if max_message_bytes is not None:
+        limit = min(
+            max(max_message_bytes, LIBRDKAFKA_MIN_MESSAGE_BYTES), LIBRDKAFKA_MAX_MESSAGE_BYTES
+        )
+        config["message.max.bytes"] = limit
+        config["batch.size"] = min(BATCH_BYTES, limit)
     return config
 
 
@@ -78,11 +94,14 @@ class DeadLetterQueue:
         settings: Settings,
         producer_factory: Callable[[dict[str, Any]], ProducerLike] | None = None,
         backoff: Backoff | None = None,
+        max_message_bytes: int | None = None,
+        health: Health | None = None,
     ) -> None:
         self.topic = settings.dlq_topic
-        config = producer_config(settings)
+        config = producer_config(settings, max_message_bytes)
         self._producer = producer_factory(config) if producer_factory else Producer(config)
         self._backoff = backoff or Backoff()
+        self._health = health or Health()
         self._lock = threading.Lock()
 
     async def send(self, letters: Sequence[DeadLetter]) -> None:
@@ -96,6 +115,9 @@ class DeadLetterQueue:
                 attempt += 1
                 metrics.DLQ_RETRIES.inc()
                 delay = self._backoff.delay(attempt)
+                self._health.retrying(
+                    f"dead-letter topic {self.topic}: {len(pending)} sends failed"
+                )
                 log.warning(
                     "dead-letter topic %s: %d sends failed; retrying in %.1fs",
                     self.topic,
@@ -130,12 +152,14 @@ class DeadLetterQueue:
     def _produce(
         self, letter: DeadLetter, failed_at: datetime, on_delivery: Callable[[Any, Any], None]
     ) -> None:
-        headers = dlq_headers(letter, failed_at)
-        value = letter.record.value
-        if isinstance(letter, _OmittedValue):
-            headers.append((HEADER_VALUE_OMITTED, VALUE_OMITTED_TOO_LARGE.encode()))
-            value = None
+        """Queue one letter; a refusal at `produce()` itself is handled like a failed delivery
+        (never raised: an exception here would retry the whole batch for ever)."""
         while True:
+            headers = dlq_headers(letter, failed_at)
+            value = letter.record.value
+            if isinstance(letter, _OmittedValue):
+                headers.append((HEADER_VALUE_OMITTED, VALUE_OMITTED_TOO_LARGE.encode()))
+                value = None
             try:
                 self._producer.produce(
                     self.topic,
@@ -147,6 +171,13 @@ class DeadLetterQueue:
                 return
             except BufferError:  # local queue full: let deliveries drain, then try again
                 self._producer.poll(0.5)
+            except KafkaException as exception:
+                error = exception.args[0] if exception.args else KafkaError(KafkaError._FAIL)
+                smaller = self._without_value(letter, error)
+                if smaller is letter:  # not a size problem: a failed send, retried later
+                    on_delivery(error, None)
+                    return
+                letter = smaller  # over message.max.bytes: send the headers alone, now
 
     @staticmethod
     def _without_value(letter: DeadLetter, error: KafkaError) -> DeadLetter:

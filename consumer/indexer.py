@@ -10,10 +10,12 @@ never give up: the batch is not committed until Elasticsearch acknowledged every
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from time import monotonic
+from typing import Any, TypeVar
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch
@@ -21,37 +23,68 @@ from elasticsearch.helpers import async_streaming_bulk
 
 from consumer import metrics
 from consumer.backoff import Backoff, RetryLater
+from consumer.health import Health
 from consumer.pipeline import DeadLetter, IndexAction
 from consumer.settings import Settings
-from schemas.dead_letter import REASON_INDEX_REJECTED
-from schemas.index_template import index_template, template_name
+from schemas.dead_letter import REASON_ID_CONFLICT, REASON_INDEX_REJECTED
+from schemas.document import FINGERPRINT_FIELD, NAMESPACE
+from schemas.index_template import index_template, mappings, read_alias, template_name
 
 log = logging.getLogger(__name__)
 
 #: Well under Elasticsearch's 100 MB request limit, even with 256 KiB events.
 MAX_CHUNK_BYTES = 20 * 1024 * 1024
+#: Document ids per stored-log lookup.
+LOOKUP_CHUNK = 1000
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class Verdict(Enum):
     INDEXED = "indexed"
-    ALREADY_INDEXED = "already_indexed"
+    #: 409 on create: a log with this id exists; its content decides redelivery or conflict.
+    EXISTS = "exists"
     REJECTED = "rejected"
     RETRY = "retry"
 
 
-def classify_item(status: int) -> Verdict:
-    """What one bulk item's HTTP status means for the event behind it."""
+#: 400s that are about the cluster, not the document: the same document will be accepted
+#: once an operator (or time) fixes the cluster, so they are retried, never dead-lettered.
+CLUSTER_SIDE_ERRORS = frozenset(
+    {
+        "index_closed_exception",  # a monthly index was closed
+        "validation_exception",  # e.g. "this action would add [1] shards ... maximum shards open"
+        "cluster_block_exception",
+        "index_not_found_exception",
+        "invalid_index_name_exception",  # a name clashing with an alias or a data stream
+        "es_rejected_execution_exception",
+        "circuit_breaking_exception",
+        "unavailable_shards_exception",
+        "no_shard_available_action_exception",
+        "process_cluster_event_timeout_exception",
+    }
+)
+
+
+def classify_item(status: int, error_type: str | None = None) -> Verdict:
+    """What one bulk item's status and error type mean for the event behind it."""
     if 200 <= status < 300:
         return Verdict.INDEXED
     if status == 409:
-        return Verdict.ALREADY_INDEXED
-    if status == 400:
+        return Verdict.EXISTS
+    if status == 400 and error_type not in CLUSTER_SIDE_ERRORS:
         # mapper_parsing_exception, document_parsing_exception, illegal_argument_exception:
         # the same bytes will fail the same way, so retrying would block the partition.
         return Verdict.REJECTED
-    # 429 (back-pressure), 5xx, and 4xx that are about the cluster rather than the
-    # document (403 cluster block, 404 index missing while auto-create is off): retry.
+    # 429 (back-pressure), 5xx, a 400 about the cluster, and other 4xx that are about the
+    # cluster rather than the document (403 cluster block, 404 index missing): retry.
     return Verdict.RETRY
+
+
+def error_type(item: dict[str, Any]) -> str | None:
+    error = item.get("error")
+    return str(error.get("type")) if isinstance(error, dict) else None
 
 
 def item_error(item: dict[str, Any]) -> dict[str, list[str]]:
@@ -74,6 +107,33 @@ class BulkOutcome:
     rejected: list[DeadLetter] = field(default_factory=list)
 
 
+class RecentLogs:
+    """Fingerprints of the logs this worker stored in the last seconds, by document id.
+
+    The cross-index lookup is a search, which sees a log only after the index refreshed
+    (1 s): a reused id arriving sooner, in another month's index, is caught here instead.
+    Bounded by age and count, so it costs a few MB whatever the rate.
+    """
+
+    def __init__(self, max_age_s: float = 30.0, max_entries: int = 20_000) -> None:
+        self.max_age_s = max_age_s
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
+
+    def add(self, doc_id: str, fingerprint: str, now: float) -> None:
+        self._entries[doc_id] = (now, fingerprint)
+        self._entries.move_to_end(doc_id)
+        while self._entries:
+            oldest_at, _ = next(iter(self._entries.values()))
+            if len(self._entries) <= self.max_entries and now - oldest_at <= self.max_age_s:
+                break
+            self._entries.popitem(last=False)
+
+    def get(self, doc_id: str) -> str | None:
+        entry = self._entries.get(doc_id)
+        return entry[1] if entry else None
+
+
 def ensure_template(settings: Settings, backoff: Backoff | None = None) -> None:
     """Install (or refresh) the index template before consuming; waits for Elasticsearch.
 
@@ -91,6 +151,7 @@ def ensure_template(settings: Settings, backoff: Backoff | None = None) -> None:
             with attempt:
                 try:
                     client.indices.put_index_template(name=name, **body)
+                    _update_existing_mappings(client, settings.index_prefix)
                 except (TransportError, ApiError) as error:
                     if isinstance(error, ApiError) and not _is_transient(error.status_code):
                         raise  # a wrong template or credentials: a readable crash beats a loop
@@ -98,6 +159,17 @@ def ensure_template(settings: Settings, backoff: Backoff | None = None) -> None:
     finally:
         client.close()
     log.info("index template %s installed", name)
+
+
+def _update_existing_mappings(client: Elasticsearch, prefix: str) -> None:
+    """Give indices made from an older template version the fields added since (additive
+    only: a changed field type needs a migration, and fails here loudly)."""
+    client.indices.put_mapping(
+        index=f"{prefix}-*",
+        properties=mappings()["properties"],
+        allow_no_indices=True,
+        ignore_unavailable=True,
+    )
 
 
 def new_client(settings: Settings) -> AsyncElasticsearch:
@@ -111,15 +183,31 @@ def new_client(settings: Settings) -> AsyncElasticsearch:
 
 
 class Indexer:
+    """Bulk-creates audit documents; never overwrites one, never drops one.
+
+    A log's id is `document_id(partner_id, event_id)`. Before a batch is sent, the ids are
+    looked up among the stored logs (every monthly index, through the read alias, and the
+    logs of the last seconds in `RecentLogs`), because a reused id whose `occurred_at` falls
+    in another month would not collide in its own index. A stored log with the same
+    fingerprint is a redelivery (nothing to do); with another fingerprint the newcomer is
+    an `id_conflict` dead letter. A 409 on create (stored since the lookup) is settled the
+    same way from a real-time `mget` of the stored log.
+    """
+
     def __init__(
         self,
         settings: Settings,
         client: AsyncElasticsearch | None = None,
         backoff: Backoff | None = None,
+        health: Health | None = None,
+        recent: RecentLogs | None = None,
     ) -> None:
         self._settings = settings
         self._client = client
         self._backoff = backoff or Backoff()
+        self._health = health or Health()
+        self._recent = recent or RecentLogs()
+        self._alias = read_alias(settings.index_prefix)
 
     @property
     def client(self) -> AsyncElasticsearch:
@@ -129,19 +217,93 @@ class Indexer:
         return self._client
 
     async def index(self, actions: Sequence[IndexAction]) -> BulkOutcome:
-        """Bulk-create until every action is indexed, already indexed or rejected."""
+        """Bulk-create until every action is indexed, already indexed or dead-lettered."""
         outcome = BulkOutcome()
-        pending = list(actions)
+        pending = self._first_of_each_id(actions, outcome)
+        stored = await self._retrying("Elasticsearch lookup", self._stored, pending)
+        pending = [
+            a for a in pending if not self._settled(a, stored.get(a.doc_id, ABSENT), outcome)
+        ]
         retrying = self._backoff.retrying("Elasticsearch bulk", on_retry=metrics.ES_RETRIES.inc)
         async for attempt in retrying:
             with attempt:
                 total = len(pending)
                 pending, reasons = await self._attempt(pending, outcome)
                 if pending:  # tenacity sleeps, then this block runs again with what is left
-                    raise RetryLater(f"{len(pending)} of {total} documents: {', '.join(reasons)}")
+                    reason = f"{len(pending)} of {total} documents: {', '.join(reasons)}"
+                    self._health.retrying(reason)
+                    raise RetryLater(reason)
         metrics.INDEXED.inc(outcome.indexed)
         metrics.ALREADY_INDEXED.inc(outcome.already_indexed)
         return outcome
+
+    def _first_of_each_id(
+        self, actions: Sequence[IndexAction], outcome: BulkOutcome
+    ) -> list[IndexAction]:
+        """One action per document id; later ones in the batch are settled against it."""
+        first: dict[str, IndexAction] = {}
+        for action in actions:
+            earlier = first.setdefault(action.doc_id, action)
+            if earlier is not action:
+                self._settled(action, earlier.fingerprint, outcome)
+        return list(first.values())
+
+    async def _stored(self, actions: Sequence[IndexAction]) -> dict[str, str | None]:
+        """Fingerprints of the stored logs with these ids (None: stored, fingerprint unknown)."""
+        found: dict[str, str | None] = {}
+        unknown = []
+        for action in actions:
+            fingerprint = self._recent.get(action.doc_id)
+            if fingerprint is None:
+                unknown.append(action.doc_id)
+            else:
+                found[action.doc_id] = fingerprint
+        # Chunks stay under index.max_result_window (10,000) whatever AUDIT_BATCH_SIZE is.
+        for start in range(0, len(unknown), LOOKUP_CHUNK):
+            ids = unknown[start : start + LOOKUP_CHUNK]
+            response = await self.client.search(
+                index=self._alias,
+                query={"ids": {"values": ids}},
+                size=len(ids),
+                source_includes=[FINGERPRINT_FIELD],
+                track_total_hits=False,
+                ignore_unavailable=True,
+                allow_no_indices=True,
+            )
+            for hit in response["hits"]["hits"]:
+                found[hit["_id"]] = _fingerprint_of(hit)
+        return found
+
+    def _settled(
+        self, action: IndexAction, stored: str | _Absent | None, outcome: BulkOutcome
+    ) -> bool:
+        """Account for an action whose id is already stored; False when it is not stored."""
+        if isinstance(stored, _Absent):
+            return False
+        if stored == action.fingerprint:
+            outcome.already_indexed += 1
+            return True
+        metrics.ID_CONFLICTS.inc()
+        outcome.rejected.append(
+            DeadLetter(
+                action.record,
+                REASON_ID_CONFLICT,
+                {
+                    "event_id": [
+                        "A log with this partner_id and event_id is already stored with other "
+                        "content; it is kept unchanged. Publish new content under a new "
+                        "event_id."
+                    ]
+                },
+            )
+        )
+        log.warning(
+            "id conflict: event %s of partner %s reused with other content; dead-lettered",
+            action.document["event"]["id"],
+            action.document[NAMESPACE]["partner_id"],
+            extra={"doc_id": action.doc_id, "index": action.index},
+        )
+        return True
 
     async def _attempt(
         self, pending: list[IndexAction], outcome: BulkOutcome
@@ -150,6 +312,7 @@ class Indexer:
         if not pending:
             return [], []
         retry: list[IndexAction] = []
+        existing: list[IndexAction] = []
         answered = 0
         reasons: set[str] = set()
         try:
@@ -166,39 +329,97 @@ class Indexer:
                 action = pending[answered]
                 answered += 1
                 item = next(iter(result.values()))
-                if self._record(action, int(item.get("status", 500)), item, outcome):
+                verdict = self._record(action, int(item.get("status", 500)), item, outcome)
+                if verdict is Verdict.RETRY:
                     retry.append(action)
-                    reasons.add(f"item status {item.get('status')}")
+                    reasons.add(_item_reason(item))
+                elif verdict is Verdict.EXISTS:
+                    existing.append(action)
         except (TransportError, ApiError) as error:
             # The request as a whole failed: everything not answered yet goes round again.
             retry.extend(pending[answered:])
             reasons.add(_describe(error))
+        if existing:
+            retry.extend(await self._settle_existing(existing, outcome, reasons))
         return retry, sorted(reasons)
+
+    async def _settle_existing(
+        self, existing: list[IndexAction], outcome: BulkOutcome, reasons: set[str]
+    ) -> list[IndexAction]:
+        """Settle 409s from the stored logs (real time); returns those to try again."""
+        try:
+            response = await self.client.mget(
+                docs=[{"_index": a.index, "_id": a.doc_id} for a in existing],
+                source_includes=[FINGERPRINT_FIELD],
+                realtime=True,
+            )
+        except (TransportError, ApiError) as error:
+            reasons.add(_describe(error))
+            return existing
+        again = []
+        for action, doc in zip(existing, response["docs"], strict=True):
+            if doc.get("found"):
+                self._settled(action, _fingerprint_of(doc), outcome)
+                self._recent.add(action.doc_id, action.fingerprint, monotonic())
+            else:  # deleted since the 409: create it again
+                again.append(action)
+                reasons.add("a stored log vanished before it could be compared")
+        return again
 
     def _record(
         self, action: IndexAction, status: int, item: dict[str, Any], outcome: BulkOutcome
-    ) -> bool:
-        """Account for one answered item; True when it must be retried."""
-        verdict = classify_item(status)
+    ) -> Verdict:
+        """Account for one answered item and say what it was."""
+        verdict = classify_item(status, error_type(item))
         if verdict is Verdict.INDEXED:
             outcome.indexed += 1
-        elif verdict is Verdict.ALREADY_INDEXED:
-            outcome.already_indexed += 1
+            self._recent.add(action.doc_id, action.fingerprint, monotonic())
         elif verdict is Verdict.REJECTED:
             outcome.rejected.append(
                 DeadLetter(action.record, REASON_INDEX_REJECTED, item_error(item))
             )
             log.warning(
                 "Elasticsearch rejected event %s: %s",
-                action.doc_id,
+                action.document["event"]["id"],
                 item_error(item)["_elasticsearch"][0],
             )
-        return verdict is Verdict.RETRY
+        return verdict
+
+    async def _retrying(self, what: str, call: Callable[[T], Awaitable[R]], argument: T) -> R:
+        """`call(argument)` until Elasticsearch answers it (outage, 429, 5xx: back off)."""
+        async for attempt in self._backoff.retrying(what, on_retry=metrics.ES_RETRIES.inc):
+            with attempt:
+                try:
+                    return await call(argument)
+                except (TransportError, ApiError) as error:
+                    if isinstance(error, ApiError) and not _is_transient(error.status_code):
+                        raise
+                    self._health.retrying(f"{what}: {_describe(error)}")
+                    raise RetryLater(_describe(error)) from error
+        raise AssertionError("unreachable: the retry loop never gives up")
 
     async def close(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             await client.close()
+
+
+class _Absent:
+    """The lookup found no stored log with the id."""
+
+
+ABSENT = _Absent()
+
+
+def _fingerprint_of(hit: dict[str, Any]) -> str | None:
+    source = hit.get("_source") or {}
+    value = (source.get(NAMESPACE) or {}).get("fingerprint")
+    return str(value) if value is not None else None
+
+
+def _item_reason(item: dict[str, Any]) -> str:
+    kind = error_type(item)
+    return f"item status {item.get('status')}" + (f" {kind}" if kind else "")
 
 
 def _is_transient(status: int) -> bool:

@@ -15,6 +15,7 @@ from consumer.app import create_app
 from consumer.backoff import Backoff, RetryLater
 from consumer.indexer import ensure_template
 from consumer.settings import Settings, SettingsError, load_settings
+from consumer.topics import TopicsMissing, check_topics
 
 log = logging.getLogger("consumer")
 
@@ -60,8 +61,13 @@ def main() -> None:
         },
     )
     wait_for_kafka(settings)
+    try:
+        topics = check_topics(settings)
+    except TopicsMissing as error:
+        log.error("%s", error)
+        sys.exit(2)
     ensure_template(settings)
-    app = create_app(settings)
+    app = create_app(settings, dlq_max_message_bytes=topics.dlq_max_message_bytes)
     worker = app.Worker(
         loglevel=settings.log_level,
         quiet=True,

@@ -24,6 +24,11 @@ DEAD_LETTERED = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+ID_CONFLICTS = Counter(
+    "audit_worker_id_conflicts_total",
+    "Events whose (partner_id, event_id) was already stored with other content (dead-lettered)",
+    registry=REGISTRY,
+)
 BATCH_SIZE = Histogram(
     "audit_worker_batch_size",
     "Records per batch",

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from schemas.dead_letter import REASON_NORMALIZATION_FAILED
-from schemas.document import build_document, index_name
+from schemas.document import NAMESPACE, stored_log
 from schemas.event import InvalidEvent, parse_event
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,11 @@ class IndexAction:
     index: str
     doc_id: str
     document: Mapping[str, Any]
+    #: The content fingerprint (also in the document): tells a redelivery from a reused id.
+    fingerprint: str = ""
 
     def to_bulk(self) -> dict[str, Any]:
-        # op_type=create + _id=event_id: a redelivered event is a 409, never a second copy.
+        # op_type=create + a deterministic _id: a redelivered event is a 409, never a copy.
         return {
             "_op_type": "create",
             "_index": self.index,
@@ -84,14 +86,13 @@ def process_record(record: RawRecord, index_prefix: str, now: datetime) -> Index
     except InvalidEvent as invalid:
         return DeadLetter(record, invalid.reason, _jsonable_errors(invalid.errors))
     try:
-        document = build_document(event, now)
-        index = index_name(index_prefix, event["occurred_at"])
+        index, doc_id, document = stored_log(index_prefix, event, now)
     except Exception as error:  # a normalization bug must not stop the worker: dead-letter it
         log.exception(
             "normalization failed at %s/%s@%s", record.topic, record.partition, record.offset
         )
         return DeadLetter(record, REASON_NORMALIZATION_FAILED, {"_document": [repr(error)]})
-    return IndexAction(record, index, str(event["event_id"]), document)
+    return IndexAction(record, index, doc_id, document, document[NAMESPACE]["fingerprint"])
 
 
 def _jsonable_errors(errors: Any) -> dict[str, Any]:

@@ -35,7 +35,18 @@ class Settings:
     batch_size: int = 500
     # Short: at low rates the window is pure latency (B2); at high rates batches fill first.
     batch_window_seconds: float = 0.2
+    #: A batch also closes at this many bytes of record values: 500 large events must not
+    #: be normalized (and held) at once. One record larger than this is a batch of its own.
+    batch_max_bytes: int = 16 * 1024 * 1024
+    #: Records Faust may hold ahead of the batch in hand (its `stream_buffer_maxsize`).
+    prefetch_records: int = 1000
     worker_port: int = 9108
+    #: Loopback unless told otherwise: containers set 0.0.0.0 so probes and scrapers reach it.
+    worker_bind: str = "127.0.0.1"
+    #: Faust's data folder (we keep no tables in it); None = a fresh private temp folder.
+    state_dir: str | None = None
+    #: Create missing input/DLQ topics at start-up (broker defaults) instead of refusing.
+    create_topics: bool = False
     log_level: str = "INFO"
 
     @property
@@ -99,11 +110,29 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         batch_window_seconds=_number(
             env, "AUDIT_BATCH_WINDOW_SECONDS", float, Settings.batch_window_seconds, minimum=0.001
         ),
+        batch_max_bytes=_number(
+            env, "AUDIT_BATCH_MAX_BYTES", int, Settings.batch_max_bytes, minimum=1024
+        ),
+        prefetch_records=_number(
+            env, "AUDIT_PREFETCH_RECORDS", int, Settings.prefetch_records, minimum=1
+        ),
         worker_port=_number(env, "AUDIT_WORKER_PORT", int, Settings.worker_port, minimum=0),
+        worker_bind=text("AUDIT_WORKER_BIND", Settings.worker_bind),
+        state_dir=optional("AUDIT_WORKER_STATE_DIR"),
+        create_topics=_flag(env, "AUDIT_CREATE_TOPICS"),
         log_level=text("AUDIT_LOG_LEVEL", Settings.log_level).upper(),
     )
     _check(settings)
     return settings
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise SettingsError(f"{name}={raw!r}; use true or false")
 
 
 def _upper(value: str | None) -> str | None:

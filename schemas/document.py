@@ -8,8 +8,12 @@ as null in the LOG shape.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from schemas.catalogue import Activity, get_activity
 from schemas.event import MAX_DESCRIPTION_CHARS, parse_rfc3339
@@ -18,6 +22,8 @@ from schemas.search import search_representation
 ECS_VERSION = "8.11.0"
 DATASET = "partner_audit"
 NAMESPACE = "audit"
+#: Where the content fingerprint of the event behind a document is kept (see `fingerprint`).
+FINGERPRINT_FIELD = f"{NAMESPACE}.fingerprint"
 
 
 def as_utc(value: datetime | str) -> datetime:
@@ -38,6 +44,29 @@ def iso_ms(value: datetime | str) -> str:
 def index_name(prefix: str, occurred_at: datetime | str) -> str:
     """Monthly index chosen from the event's own time, so a replay lands in the same place."""
     return f"{prefix}-{as_utc(occurred_at):%Y.%m}"
+
+
+def document_id(partner_id: str, event_id: str) -> str:
+    """The Elasticsearch ``_id`` of a log: derived from the idempotency key (SPEC §3).
+
+    ``event_id`` is unique only within its partner, so both go in; hashed, so the id has a
+    fixed size (22 characters) whatever the partner id holds, and reveals neither.
+    """
+    key = f"{len(partner_id)}:{partner_id}:{event_id}".encode()
+    digest = hashlib.blake2b(key, digest_size=16, person=b"audit-log-id-v1").digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def fingerprint(event: dict[str, Any]) -> str:
+    """A hash of a validated event's content: equal for a redelivery of the same event,
+    different when an id is reused for other content (which is then an ``id_conflict``).
+
+    Canonical JSON (sorted keys) of the validated, normalized event, so whitespace, key
+    order, ``null`` for an absent optional field or another offset for the same instant
+    do not count as a difference.
+    """
+    canonical = orjson.dumps(event, option=orjson.OPT_SORT_KEYS | orjson.OPT_UTC_Z)
+    return hashlib.sha256(canonical).hexdigest()[:32]
 
 
 def _display(item: dict[str, Any] | None, *keys: str) -> str | None:
@@ -134,6 +163,7 @@ def _audit_part(event: dict[str, Any], activity: Activity, description: str) -> 
             "description_generated": not event.get("description"),
             "changes": [dict(change) for change in event.get("changes") or []],
             "metadata": dict(event.get("metadata") or {}),
+            "fingerprint": fingerprint(event),
             "search": search_representation(searchable_values(event, description)),
         }
     )
@@ -149,6 +179,20 @@ def build_document(event: dict[str, Any], ingested_at: datetime) -> dict[str, An
     document = _ecs_part(event, description, ingested_at)
     document[NAMESPACE] = _audit_part(event, activity, description)
     return document
+
+
+def stored_log(
+    prefix: str, event: dict[str, Any], ingested_at: datetime
+) -> tuple[str, str, dict[str, Any]]:
+    """Where and what the worker stores for a validated event: (index, _id, document).
+
+    The one recipe for tests, benchmarks and tools that index logs as the worker does.
+    """
+    return (
+        index_name(prefix, event["occurred_at"]),
+        document_id(event["partner_id"], event["event_id"]),
+        build_document(event, ingested_at),
+    )
 
 
 def _pick(item: dict[str, Any] | None, *keys: str) -> dict[str, Any] | None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-TEMPLATE_VERSION = 1
+# 2: audit.fingerprint; documents addressed by document_id(partner_id, event_id).
+TEMPLATE_VERSION = 2
 # Above the built-in templates (priority 100 and below), so ours wins for its own pattern.
 TEMPLATE_PRIORITY = 200
 # Keyword terms over 32766 bytes are rejected by Lucene; longer free text stays in _source.
@@ -63,6 +64,8 @@ def _audit_mapping() -> dict[str, Any]:
         changes={"type": "object", "dynamic": False, "properties": {"field": KEYWORD}},
         # Scalar values under arbitrary keys: one field in the mapping however many keys.
         metadata={"type": "flattened", "ignore_above": IGNORE_ABOVE},
+        # Read back from _source to tell a redelivery from a reused id; never searched.
+        fingerprint={"type": "keyword", "index": False, "doc_values": False},
         search=_search_mapping(),
     )
 

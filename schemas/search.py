@@ -31,6 +31,9 @@ GRAMS_FIELD = "audit.search.grams"
 PREFIXES_FIELD = "audit.search.prefixes"
 GRAM = 3
 MIN_INFIX_TERM = GRAM  # shorter terms can only match the start of a word
+#: Search covers the first this-many characters of each value (the whole value is stored).
+#: Without a cap, a 170 KB actor name became ~1.5 MB of trigram tokens in one document.
+MAX_SEARCH_CHARS = 1024
 
 _PLAIN_GRAM = re.compile(r"[a-z0-9]{3}")
 
@@ -58,10 +61,11 @@ def gram_tokens(chunk: str) -> list[str]:
 
 
 def chunks(values: Iterable[str | None]) -> list[str]:
-    """Distinct folded white-space separated pieces of all values, first-seen order."""
+    """Distinct folded white-space separated pieces of all values (of their first
+    `MAX_SEARCH_CHARS` characters), first-seen order."""
     seen: dict[str, None] = {}
     for value in values:
-        for piece in fold(value or "").split():
+        for piece in fold((value or "")[:MAX_SEARCH_CHARS]).split():
             seen.setdefault(piece, None)
     return list(seen)
 

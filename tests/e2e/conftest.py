@@ -19,6 +19,7 @@ def stack_env(
     """Environment for `audit-worker` and `audit-api` (topic in AUDIT_TOPICS, prefix in
     AUDIT_INDEX_PREFIX); the API's download events go to the topic the worker reads."""
     topic = create_topic(unique_name("events"))
+    create_topic(f"{topic}.dlq")  # the worker refuses to start without its DLQ topic
     return {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
         "ELASTICSEARCH_URL": es_url,

@@ -28,7 +28,7 @@ import jwt
 import pytest
 from werkzeug.serving import make_server
 
-from schemas.document import build_document, index_name
+from schemas.document import stored_log
 from schemas.event import validate_event
 from schemas.index_template import index_template, read_alias, template_name
 
@@ -159,11 +159,8 @@ def _index(es: Any, prefix: str, events: list[dict[str, Any]], now: datetime) ->
     operations: list[dict[str, Any]] = []
     for raw in events:
         raw = {key: value for key, value in raw.items() if value is not None}
-        event = validate_event(raw, now=now)
-        operations.append(
-            {"create": {"_index": index_name(prefix, event["occurred_at"]), "_id": raw["event_id"]}}
-        )
-        operations.append(build_document(event, ingested_at=now))
+        index, doc_id, document = stored_log(prefix, validate_event(raw, now=now), now)
+        operations += [{"create": {"_index": index, "_id": doc_id}}, document]
     result = es.bulk(operations=operations, refresh=True)
     assert not result["errors"], result
 

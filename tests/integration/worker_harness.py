@@ -287,11 +287,16 @@ def indexed_count(es: Elasticsearch, prefix: str) -> int:
 
 
 def indexed_ids(es: Elasticsearch, prefix: str) -> list[str]:
+    """The Log ID (`event.id`) of every stored document, one entry per document."""
     es.indices.refresh(index=f"{prefix}-*")
     return [
-        hit["_id"]
+        hit["_source"]["event"]["id"]
         for hit in scan(
-            es, index=f"{prefix}-*", query={"query": {"match_all": {}}}, _source=False, size=5000
+            es,
+            index=f"{prefix}-*",
+            query={"query": {"match_all": {}}},
+            _source=["event.id"],
+            size=5000,
         )
     ]
 

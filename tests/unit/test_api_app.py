@@ -16,7 +16,7 @@ from api.devtoken import mint_token
 from api.export import CSV_COLUMNS
 from api.settings import Settings
 from api.testing import FakeStore, RecordingPublisher, make_event
-from schemas.document import build_document, document_to_log
+from schemas.document import build_document, document_id, document_to_log
 from schemas.event import validate_event
 
 SECRET = "unit-test-secret-of-at-least-thirty-two-bytes"
@@ -263,7 +263,8 @@ def test_detail_shape(client: FlaskClient, store: FakeStore) -> None:
     assert details["ip"] == "203.0.113.9"
     assert details["changes"] == [{"field": "compliance", "old": False, "new": True}]
     assert details["metadata"] == {"ticket": "T-1"}
-    assert {"ids": {"values": ["evt-0"]}} in store.bodies[-1]["query"]["bool"]["filter"]
+    doc_id = document_id("p-100", "evt-0")
+    assert {"ids": {"values": [doc_id]}} in store.bodies[-1]["query"]["bool"]["filter"]
 
 
 def test_missing_log_is_404(publisher: RecordingPublisher) -> None:

@@ -17,6 +17,7 @@ from api.query import (
     resolve_window,
 )
 from api.scope import scope_filter
+from schemas.document import document_id
 from schemas.search import text_query
 
 NOW = datetime(2026, 11, 26, 10, 0, 0, tzinfo=UTC)
@@ -196,7 +197,14 @@ def test_export_query_has_no_size_or_cursor() -> None:
 
 
 def test_detail_query_is_ids_inside_the_scope() -> None:
+    doc_id = document_id("p-100", "evt-1")
     assert build_detail_query("evt-1", ADMIN) == {
-        "query": {"bool": {"filter": [*scope_filter(ADMIN), {"ids": {"values": ["evt-1"]}}]}},
+        "query": {"bool": {"filter": [*scope_filter(ADMIN), {"ids": {"values": [doc_id]}}]}},
         "size": 1,
     }
+
+
+def test_detail_query_addresses_the_log_of_the_callers_partner() -> None:
+    other = Caller(sub="u-9", name="B", partner_id="p-200", role="owner")
+    ours, theirs = build_detail_query("evt-1", ADMIN), build_detail_query("evt-1", other)
+    assert ours["query"]["bool"]["filter"][-1] != theirs["query"]["bool"]["filter"][-1]

@@ -43,7 +43,7 @@ class FakeIndexer:
         self.calls: list[list[str]] = []
 
     async def index(self, actions: Sequence[IndexAction]) -> BulkOutcome:
-        self.calls.append([a.doc_id for a in actions])
+        self.calls.append([a.document["event"]["id"] for a in actions])
         if self.failures:
             self.failures -= 1
             raise RuntimeError("a bug")

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from confluent_kafka import KafkaError
+import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from consumer.backoff import Backoff
 from consumer.dlq import DeadLetterQueue, dlq_headers, producer_config
@@ -129,3 +130,56 @@ def test_nothing_to_send_is_a_no_op() -> None:
     send(producer, [])
 
     assert producer.attempts == 0
+
+
+class RefusingProducer(FakeProducer):
+    """librdkafka refusing at produce() itself, as it does above message.max.bytes."""
+
+    def __init__(self, limit: int, transient_failures: int = 0) -> None:
+        super().__init__(lambda n, m: None)
+        self.limit = limit
+        self.transient_failures = transient_failures
+
+    def produce(self, topic: str, value: Any = None, **kwargs: Any) -> None:
+        if value is not None and len(value) > self.limit:
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        if self.transient_failures:
+            self.transient_failures -= 1
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+        super().produce(topic, value=value, **kwargs)
+
+
+def test_a_value_refused_at_produce_is_sent_as_headers_only() -> None:
+    """Between librdkafka's message.max.bytes and the broker's limit: used to raise out of
+    send() and retry the whole batch for ever."""
+    producer = RefusingProducer(limit=1_000_000)
+
+    send(producer, [letter(value=b"x" * 1_020_000), letter(offset=42, value=b"small")])
+
+    omitted, kept = producer.delivered
+    assert omitted["value"] is None
+    assert omitted["headers"]["x-dlq-value-omitted"] == b"too_large_for_dlq"
+    assert omitted["headers"]["x-dlq-original-offset"] == b"41"
+    assert omitted["headers"]["x-dlq-original-topic"] == b"audit.events"
+    assert kept["value"] == b"small"
+
+
+def test_other_refusals_at_produce_are_retried_not_raised() -> None:
+    producer = RefusingProducer(limit=10**9, transient_failures=2)
+
+    send(producer, [letter()])
+
+    [message] = producer.delivered
+    assert message["value"] == b"\xffnot json"
+
+
+@pytest.mark.parametrize(
+    ("topic_limit", "expected"),
+    [(5_242_880, 5_242_880), (1_048_588, 1_048_588), (10, 1000), (None, None)],
+)
+def test_the_producer_is_sized_from_the_dlq_topic(
+    topic_limit: int | None, expected: int | None
+) -> None:
+    config = producer_config(Settings(), max_message_bytes=topic_limit)
+
+    assert config.get("message.max.bytes") == expected

@@ -12,10 +12,10 @@ from elasticsearch import ApiError
 
 from consumer import indexer as indexer_module
 from consumer.backoff import Backoff
-from consumer.indexer import Indexer, Verdict, classify_item, item_error
+from consumer.indexer import Indexer, RecentLogs, Verdict, classify_item, item_error
 from consumer.pipeline import IndexAction, RawRecord
 from consumer.settings import Settings
-from schemas.dead_letter import REASON_INDEX_REJECTED
+from schemas.dead_letter import REASON_ID_CONFLICT, REASON_INDEX_REJECTED
 
 NO_WAIT = Backoff(initial=0, maximum=0)
 
@@ -25,7 +25,7 @@ NO_WAIT = Backoff(initial=0, maximum=0)
     [
         (200, Verdict.INDEXED),
         (201, Verdict.INDEXED),
-        (409, Verdict.ALREADY_INDEXED),
+        (409, Verdict.EXISTS),
         (400, Verdict.REJECTED),
         (429, Verdict.RETRY),
         (500, Verdict.RETRY),
@@ -36,6 +36,22 @@ NO_WAIT = Backoff(initial=0, maximum=0)
 )
 def test_classify_item(status: int, verdict: Verdict) -> None:
     assert classify_item(status) is verdict
+
+
+@pytest.mark.parametrize(
+    ("kind", "verdict"),
+    [
+        ("mapper_parsing_exception", Verdict.REJECTED),
+        ("document_parsing_exception", Verdict.REJECTED),
+        ("strict_dynamic_mapping_exception", Verdict.REJECTED),
+        ("illegal_argument_exception", Verdict.REJECTED),
+        ("index_closed_exception", Verdict.RETRY),  # an operator closed the month's index
+        ("validation_exception", Verdict.RETRY),  # the cluster's shard limit is reached
+        ("cluster_block_exception", Verdict.RETRY),
+    ],
+)
+def test_a_400_is_judged_by_its_error_type(kind: str, verdict: Verdict) -> None:
+    assert classify_item(400, kind) is verdict
 
 
 def test_item_error_reads_elasticsearch_errors() -> None:
@@ -53,9 +69,38 @@ def test_item_error_reads_elasticsearch_errors() -> None:
     }
 
 
-def action(i: int) -> IndexAction:
+def action(i: int, fingerprint: str = "same", doc_id: str | None = None) -> IndexAction:
     record = RawRecord(value=b"{}", topic="t", partition=0, offset=i)
-    return IndexAction(record, "idx-2026.11", f"e-{i}", {"n": i})
+    document = {"event": {"id": f"e-{i}"}, "audit": {"partner_id": "p-1"}}
+    return IndexAction(record, "idx-2026.11", doc_id or f"e-{i}", document, fingerprint)
+
+
+class FakeClient:
+    """The lookups of the indexer: `stored` maps document ids to stored fingerprints."""
+
+    def __init__(self, stored: dict[str, str] | None = None, searchable: bool = True) -> None:
+        self.stored = stored or {}
+        self.searchable = searchable  # False: stored since the last refresh (mget only)
+        self.searches: list[list[str]] = []
+
+    def _source(self, doc_id: str) -> dict[str, Any]:
+        return {"audit": {"fingerprint": self.stored[doc_id]}}
+
+    async def search(self, query: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        ids = query["ids"]["values"]
+        self.searches.append(ids)
+        found = [i for i in ids if i in self.stored] if self.searchable else []
+        return {"hits": {"hits": [{"_id": i, "_source": self._source(i)} for i in found]}}
+
+    async def mget(self, docs: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+        return {
+            "docs": [
+                {"_id": d["_id"], "found": True, "_source": self._source(d["_id"])}
+                if d["_id"] in self.stored
+                else {"_id": d["_id"], "found": False}
+                for d in docs
+            ]
+        }
 
 
 def api_error(status: int) -> ApiError:
@@ -95,8 +140,9 @@ def fake_bulk(monkeypatch: pytest.MonkeyPatch, script: Script) -> list[list[str]
     return calls
 
 
-def run(actions: list[IndexAction]) -> indexer_module.BulkOutcome:
-    indexer = Indexer(Settings(), client=object(), backoff=NO_WAIT)  # type: ignore[arg-type]
+def run(actions: list[IndexAction], client: FakeClient | None = None) -> indexer_module.BulkOutcome:
+    fake = client or FakeClient({f"e-{i}": "same" for i in range(10)}, searchable=False)
+    indexer = Indexer(Settings(), client=fake, backoff=NO_WAIT)  # type: ignore[arg-type]
     return asyncio.run(indexer.index(actions))
 
 
@@ -170,7 +216,7 @@ def test_nothing_to_index_sends_nothing(monkeypatch: pytest.MonkeyPatch) -> None
 def test_retrying_can_be_cancelled_without_finishing(monkeypatch: pytest.MonkeyPatch) -> None:
     """SIGTERM during an outage: the task ends by cancellation, never by 'success'."""
     fake_bulk(monkeypatch, lambda n, batch: [ConnectionError("down")])
-    indexer = Indexer(Settings(), client=object(), backoff=Backoff(0.01, 0.01))  # type: ignore[arg-type]
+    indexer = Indexer(Settings(), client=FakeClient(), backoff=Backoff(0.01, 0.01))  # type: ignore[arg-type]
 
     async def scenario() -> None:
         task = asyncio.create_task(indexer.index([action(0)]))
@@ -181,3 +227,84 @@ def test_retrying_can_be_cancelled_without_finishing(monkeypatch: pytest.MonkeyP
             await task
 
     asyncio.run(scenario())
+
+
+def test_a_stored_log_with_the_same_content_is_a_redelivery_not_sent_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calls = fake_bulk(monkeypatch, lambda n, batch: [201] * len(batch))
+
+    outcome = run([action(0), action(1)], FakeClient({"e-0": "same"}))
+
+    assert (outcome.indexed, outcome.already_indexed, outcome.rejected) == (1, 1, [])
+    assert calls == [["e-1"]]
+
+
+def test_a_stored_log_with_other_content_makes_the_newcomer_an_id_conflict(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Found by the lookup across every monthly index: occurred_at in another month.
+    calls = fake_bulk(monkeypatch, lambda n, batch: [201] * len(batch))
+    conflicts = indexer_module.metrics.ID_CONFLICTS._value.get()
+
+    outcome = run([action(0, fingerprint="new"), action(1)], FakeClient({"e-0": "old"}))
+
+    assert outcome.indexed == 1
+    [letter] = outcome.rejected
+    assert (letter.record.offset, letter.reason) == (0, REASON_ID_CONFLICT)
+    assert "other content" in letter.errors["event_id"][0]
+    assert calls == [["e-1"]]  # the stored log is never overwritten
+    assert indexer_module.metrics.ID_CONFLICTS._value.get() == conflicts + 1
+
+
+def test_a_409_is_settled_from_the_stored_log_fingerprint(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Stored since the last refresh: the search misses it, the create answers 409.
+    fake_bulk(monkeypatch, lambda n, batch: [409, 409])
+    client = FakeClient({"e-0": "same", "e-1": "old"}, searchable=False)
+
+    outcome = run([action(0), action(1, fingerprint="new")], client)
+
+    assert outcome.already_indexed == 1
+    assert [(d.record.offset, d.reason) for d in outcome.rejected] == [(1, REASON_ID_CONFLICT)]
+
+
+def test_the_same_id_twice_in_one_batch_is_sent_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = fake_bulk(monkeypatch, lambda n, batch: [201] * len(batch))
+    batch = [
+        action(0, doc_id="d"),
+        action(1, doc_id="d"),  # a duplicate delivery
+        action(2, doc_id="d", fingerprint="other"),  # a reuse
+    ]
+
+    outcome = run(batch, FakeClient())
+
+    assert calls == [["d"]]
+    assert (outcome.indexed, outcome.already_indexed) == (1, 1)
+    assert [(d.record.offset, d.reason) for d in outcome.rejected] == [(2, REASON_ID_CONFLICT)]
+
+
+def test_logs_stored_moments_ago_are_known_before_the_index_refreshes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake_bulk(monkeypatch, lambda n, batch: [201] * len(batch))
+    client = FakeClient(searchable=False)
+    indexer = Indexer(Settings(), client=client, backoff=NO_WAIT)  # type: ignore[arg-type]
+
+    asyncio.run(indexer.index([action(0, doc_id="d")]))
+    # Next batch: the same id, another month's index, other content; search cannot see it yet.
+    outcome = asyncio.run(indexer.index([action(1, doc_id="d", fingerprint="other")]))
+
+    assert [d.reason for d in outcome.rejected] == [REASON_ID_CONFLICT]
+    assert client.searches == [["d"]]  # the second lookup was answered from memory
+
+
+def test_recent_logs_are_bounded_by_count_and_age() -> None:
+    recent = RecentLogs(max_age_s=10, max_entries=2)
+    recent.add("a", "1", now=0)
+    recent.add("b", "2", now=1)
+    recent.add("c", "3", now=2)
+    assert (recent.get("a"), recent.get("b"), recent.get("c")) == (None, "2", "3")
+    recent.add("d", "4", now=11.5)
+    assert (recent.get("b"), recent.get("c"), recent.get("d")) == (None, "3", "4")

@@ -18,6 +18,7 @@ from consumer.pipeline import (
     process_record,
 )
 from schemas.dead_letter import REASON_NORMALIZATION_FAILED
+from schemas.document import document_id
 
 NOW = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 PREFIX = "audit-test"
@@ -50,16 +51,39 @@ def encoded(**overrides: Any) -> bytes:
     return json.dumps(event(**overrides)).encode()
 
 
-def test_valid_event_becomes_a_create_keyed_by_event_id() -> None:
+def test_valid_event_becomes_a_create_keyed_by_partner_and_event_id() -> None:
     outcome = process_record(record(encoded()), PREFIX, NOW)
 
     assert isinstance(outcome, IndexAction)
     bulk = outcome.to_bulk()
     assert bulk["_op_type"] == "create"
-    assert bulk["_id"] == "3f0c9a52-6a5e-4f8e-9d7e-1c2b3a4d5e6f"
+    assert bulk["_id"] == document_id("p-100", "3f0c9a52-6a5e-4f8e-9d7e-1c2b3a4d5e6f")
     assert bulk["_index"] == "audit-test-2026.11"
     assert bulk["_source"]["event"]["id"] == "3f0c9a52-6a5e-4f8e-9d7e-1c2b3a4d5e6f"
     assert outcome.record.offset == 7
+
+
+def test_the_same_event_id_of_two_partners_is_two_documents() -> None:
+    ours = process_record(record(encoded(partner_id="p-a")), PREFIX, NOW)
+    theirs = process_record(record(encoded(partner_id="p-b")), PREFIX, NOW)
+
+    assert isinstance(ours, IndexAction) and isinstance(theirs, IndexAction)
+    assert ours.doc_id != theirs.doc_id
+    assert ours.document["event"]["id"] == theirs.document["event"]["id"]
+
+
+def test_redelivery_has_the_same_fingerprint_and_other_content_another() -> None:
+    first = process_record(record(encoded()), PREFIX, NOW)
+    # Same event, other key order and offset notation: a redelivery, not new content.
+    again = json.dumps(dict(reversed(event(occurred_at="2026-11-26T09:59:58.120+01:00").items())))
+    redelivered = process_record(record(again.encode()), PREFIX, NOW)
+    changed = process_record(record(encoded(description="Something else")), PREFIX, NOW)
+
+    assert isinstance(first, IndexAction) and isinstance(redelivered, IndexAction)
+    assert isinstance(changed, IndexAction)
+    assert first.fingerprint == redelivered.fingerprint == first.document["audit"]["fingerprint"]
+    assert changed.fingerprint != first.fingerprint
+    assert changed.doc_id == first.doc_id
 
 
 def test_index_is_chosen_from_occurred_at_in_utc() -> None:
@@ -169,7 +193,7 @@ def test_batch_keeps_every_record_once_in_order() -> None:
 
     processed = process_batch(records, PREFIX, NOW)
 
-    assert [a.doc_id for a in processed.actions] == [f"e-{i}" for i in range(5)]
+    assert [a.document["event"]["id"] for a in processed.actions] == [f"e-{i}" for i in range(5)]
     assert [d.record.offset for d in processed.dead_letters] == [99]
 
 

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from schemas.search import (
     GRAMS_FIELD,
+    MAX_SEARCH_CHARS,
     PREFIXES_FIELD,
     encode_gram,
     gram_tokens,
@@ -189,3 +190,18 @@ def test_every_substring_is_found(value: str, data: st.DataObject) -> None:
     start = data.draw(st.integers(0, len(piece) - 3))
     end = data.draw(st.integers(start + 3, len(piece)))
     assert matches(text_query(piece[start:end]), [value])
+
+
+def test_search_covers_the_first_max_search_chars_of_each_value() -> None:
+    name = "a" * (MAX_SEARCH_CHARS - 15) + " inside beyondthecap"
+    assert matches(text_query("insi"), [name])
+    assert matches(text_query("beyo"), [name])  # starts before the cap
+    assert not matches(text_query("thecap"), [name])  # lies past it
+    assert matches(text_query("thecap"), ["short", "x beyondthecap"])  # other values whole
+
+
+def test_a_huge_value_makes_a_bounded_representation() -> None:
+    """A 170 KB name (non-ASCII, the costliest encoding) stays a few KB of tokens."""
+    search = search_representation(["ü" * 170_000, "é-" * 85_000])
+    size = sum(len(element) for element in search["grams"]) + sum(map(len, search["prefixes"]))
+    assert size < 2 * MAX_SEARCH_CHARS * len(encode_gram("üüü")) + 100
