@@ -54,11 +54,11 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	@touch $@
 
-bench: $(VENV)/.bench-installed ## B1-B4 of QUALITY.md at full size (under 90 minutes); docs/benchmarks.md
+bench: $(VENV)/.bench-installed ## B1-B5 of QUALITY.md at full size (under 90 minutes); docs/benchmarks.md
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$ELASTICSEARCH_URL" ]; then $(SERVICES) up; fi
 	$(PY) -m bench.run
 
-bench-quick: $(VENV)/.bench-installed ## B1-B4 at a small N (under 10 minutes)
+bench-quick: $(VENV)/.bench-installed ## B1-B5 at a small N (under 10 minutes)
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$ELASTICSEARCH_URL" ]; then $(SERVICES) up; fi
 	$(PY) -m bench.run --quick
 

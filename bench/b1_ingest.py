@@ -140,14 +140,21 @@ def wait_count(
 
 
 def run_worker(
-    es: Elasticsearch, topic: str, prefix: str, expected: int, profile: bool, workers: int = 1
+    es: Elasticsearch,
+    topic: str,
+    prefix: str,
+    expected: int,
+    profile: bool,
+    workers: int = 1,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """``workers`` processes in one consumer group (1 = the benchmark; more = scale-out)."""
     profiler = Profiler(profile, "b1-worker")
+    extra = extra_env or {}
     services = [
         Service(
             "audit-worker",
-            worker_env(prefix, topic, free_port()),
+            {**worker_env(prefix, topic, free_port()), **extra},
             logs_dir() / f"{prefix}-worker{i}.log",
         )
         for i in range(workers)
@@ -177,14 +184,7 @@ def run_worker(
         "peak_rss_mb": rss.peak_mb(),
         "rss_series_mb": [(t, max(s.values(), default=None)) for t, s, _ in rss.series],
         "count_series": series,
-        "settings": {
-            "AUDIT_BATCH_SIZE": os.environ.get(
-                "AUDIT_BATCH_SIZE", f"{WORKER_DEFAULTS.batch_size} (default)"
-            ),
-            "AUDIT_BATCH_WINDOW_SECONDS": os.environ.get(
-                "AUDIT_BATCH_WINDOW_SECONDS", f"{WORKER_DEFAULTS.batch_window_seconds} (default)"
-            ),
-        },
+        "settings": worker_settings(extra),
         "profiles": profiler.outputs,
         "processes": workers,
     }
@@ -194,6 +194,18 @@ def run_worker(
         result["events_per_s"] = round(indexed / (series[-1][0] or 1), 1)
         log(f"B1 worker did not finish: {indexed}/{expected} indexed; log tail:\n{service.tail()}")
     return result
+
+
+def worker_settings(extra: dict[str, str]) -> dict[str, str]:
+    """The batch settings the worker ran with (its defaults unless the run set them)."""
+    names = {
+        "AUDIT_BATCH_SIZE": WORKER_DEFAULTS.batch_size,
+        "AUDIT_BATCH_WINDOW_SECONDS": WORKER_DEFAULTS.batch_window_seconds,
+        "AUDIT_BATCH_MAX_BYTES": WORKER_DEFAULTS.batch_max_bytes,
+        "AUDIT_PREFETCH_RECORDS": WORKER_DEFAULTS.prefetch_records,
+    }
+    env = {**os.environ, **extra}
+    return {name: env.get(name, f"{default} (default)") for name, default in names.items()}
 
 
 def run_baseline(

@@ -1,4 +1,4 @@
-"""``python -m bench.run [--quick] [--only B1,B2,B3,B4] [--profile]``: QUALITY.md's B1-B4.
+"""``python -m bench.run [--quick] [--only B1,B2,B3,B4,B5] [--profile]``: QUALITY.md's B1-B5.
 
 Needs Kafka and Elasticsearch (``python3 deploy/local/services.py up``, or
 ``KAFKA_BOOTSTRAP_SERVERS`` / ``ELASTICSEARCH_URL``) and the project installed in the venv
@@ -32,6 +32,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "b3_naive_cap_s": 300,
         "b3_milestones": [500_000, 1_000_000, 2_500_000],
         "b4_n": 1_000_000,
+        "b5_n": 500,
     },
     "quick": {
         "b1_n": 20_000,
@@ -44,9 +45,10 @@ SIZES: dict[str, dict[str, Any]] = {
         "b3_naive_cap_s": 60,
         "b3_milestones": [50_000, 100_000],
         "b4_n": 100_000,
+        "b5_n": 500,
     },
 }
-BENCHES = ("B1", "B2", "B3", "B4")
+BENCHES = ("B1", "B2", "B3", "B4", "B5")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Elasticsearch {env['elasticsearch'].get('version')}, Kafka {env['kafka']}"
     )
 
-    from bench import b1_ingest, b2_latency, b3_query, b4_export
+    from bench import b1_ingest, b2_latency, b3_query, b4_export, b5_large
 
     jobs: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
         "B1": (
@@ -150,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ),
         "B4": ("b4_export", lambda: b4_export.run(es, sizes["b3_n"], sizes["b4_n"])),
+        "B5": ("b5_large", lambda: b5_large.run(es, sizes["b5_n"])),
     }
     failed: list[str] = []
     started = time.monotonic()

@@ -37,9 +37,9 @@ class Settings:
     batch_window_seconds: float = 0.2
     #: A batch also closes at this many bytes of record values: 500 large events must not
     #: be normalized (and held) at once. One record larger than this is a batch of its own.
-    batch_max_bytes: int = 16 * 1024 * 1024
+    batch_max_bytes: int = 8 * 1024 * 1024
     #: Records Faust may hold ahead of the batch in hand (its `stream_buffer_maxsize`).
-    prefetch_records: int = 1000
+    prefetch_records: int = 100
     worker_port: int = 9108
     #: Loopback unless told otherwise: containers set 0.0.0.0 so probes and scrapers reach it.
     worker_bind: str = "127.0.0.1"

@@ -161,9 +161,9 @@ def create_topic(kafka_admin: Any) -> Iterator[Callable[..., str]]:
 
     created: list[str] = []
 
-    def create(name: str, partitions: int = 1) -> str:
+    def create(name: str, partitions: int = 1, config: dict[str, str] | None = None) -> str:
         futures = kafka_admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1)]
+            [NewTopic(name, num_partitions=partitions, replication_factor=1, config=config or {})]
         )
         futures[name].result(timeout=30)
         created.append(name)

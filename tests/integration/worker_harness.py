@@ -29,6 +29,7 @@ from elasticsearch import Elasticsearch
 from elasticsearch.helpers import scan
 
 from schemas.catalogue import all_activities
+from schemas.dead_letter import decode_headers
 from tests.processes import Service, free_port, wait_until
 
 FULL = os.environ.get("AUDIT_RELIABILITY_SCALE", "").lower() == "full"
@@ -183,9 +184,11 @@ class WorkerConfig:
     group_id: str
     index_prefix: str
     log_dir: Path
+    #: More worker settings (AUDIT_BATCH_MAX_BYTES, ...), over the ones above.
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self, port: int) -> dict[str, str]:
-        return {
+        return self.extra_env | {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "ELASTICSEARCH_URL": self.es_url,
             "AUDIT_TOPICS": self.topic,
@@ -223,14 +226,16 @@ class Worker:
     def alive(self) -> bool:
         return self.service.alive()
 
-    def metric(self, name: str) -> float:
-        """Sum of a metric's samples (all label sets) from /metrics."""
+    def metric(self, name: str, **labels: str) -> float:
+        """Sum of a metric's samples from /metrics (those with all of `labels`)."""
         url = f"http://127.0.0.1:{self.port}/metrics"
         with urllib.request.urlopen(url, timeout=5) as reply:
             text = reply.read().decode()
+        wanted = [f'{key}="{value}"' for key, value in labels.items()]
         total = 0.0
         for line in text.splitlines():
-            if line.startswith(name) and line[len(name) : len(name) + 1] in {" ", "{"}:
+            named = line.startswith(name) and line[len(name) : len(name) + 1] in {" ", "{"}
+            if named and all(label in line for label in wanted):
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
@@ -260,9 +265,13 @@ def worker_setup(
 ) -> Setup:
     """Makes a fresh input topic, DLQ topic, consumer group and index prefix per call."""
 
-    def make(partitions: int = PARTITIONS) -> WorkerConfig:
-        topic = create_topic(unique_name("events"), partitions)
-        dlq = create_topic(f"{topic}.dlq", 1)
+    def make(
+        partitions: int = PARTITIONS,
+        topic_config: dict[str, str] | None = None,
+        dlq_config: dict[str, str] | None = None,
+    ) -> WorkerConfig:
+        topic = create_topic(unique_name("events"), partitions, topic_config)
+        dlq = create_topic(f"{topic}.dlq", 1, dlq_config)
         return WorkerConfig(
             kafka_bootstrap,
             es_url,
@@ -362,6 +371,8 @@ class DeadLettered:
     original_offset: int
     reason: str
     value: bytes | None
+    original_topic: str = ""
+    value_omitted: str | None = None
 
 
 def dead_letters(bootstrap: str, dlq_topic: str) -> list[DeadLettered]:
@@ -390,13 +401,15 @@ def dead_letters(bootstrap: str, dlq_topic: str) -> list[DeadLettered]:
             if message is None or message.error():
                 continue
             remaining -= 1
-            headers = {k: v.decode() for k, v in message.headers() or []}
+            headers = decode_headers(message.headers())
             found.append(
                 DeadLettered(
-                    int(headers["x-dlq-original-partition"]),
-                    int(headers["x-dlq-original-offset"]),
-                    headers["x-dlq-reason"],
+                    headers.original_partition,
+                    headers.original_offset,
+                    headers.reason,
                     message.value(),
+                    headers.original_topic,
+                    headers.value_omitted,
                 )
             )
     finally:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import stat
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -196,3 +199,20 @@ def test_app_has_health_and_metrics_pages(path: str) -> None:
     app = create_app(Settings(), ingest=ingest(FakeIndexer(), FakeDlq()))
 
     assert path in app.web.views
+
+
+def test_health_pages_bind_loopback_and_state_is_private_by_default() -> None:
+    app = create_app(Settings(), ingest=ingest(FakeIndexer(), FakeDlq()))
+
+    assert app.conf.web_bind == "127.0.0.1"
+    datadir = Path(str(app.conf.datadir))
+    assert datadir != Path(tempfile.gettempdir()) / "audit-worker"  # not a guessable path
+    assert datadir.name.startswith("audit-worker-") and datadir.is_dir()
+    assert stat.S_IMODE(datadir.stat().st_mode) == 0o700
+
+
+def test_containers_may_bind_every_interface() -> None:
+    settings = Settings(worker_bind="0.0.0.0", state_dir="/var/lib/audit-worker")
+    app = create_app(settings, ingest=ingest(FakeIndexer(), FakeDlq()))
+
+    assert (app.conf.web_bind, str(app.conf.datadir)) == ("0.0.0.0", "/var/lib/audit-worker")

@@ -109,3 +109,58 @@ def test_mistakes_name_the_variable(env: dict[str, str], names: str) -> None:
 
 def test_blank_values_mean_default() -> None:
     assert load_settings({"AUDIT_GROUP_ID": "  ", "AUDIT_BATCH_SIZE": ""}) == Settings()
+
+
+def test_new_batch_bounds_bind_state_and_topic_creation_are_read() -> None:
+    settings = load_settings(
+        {
+            "AUDIT_BATCH_MAX_BYTES": "1048576",
+            "AUDIT_PREFETCH_RECORDS": "50",
+            "AUDIT_WORKER_BIND": "0.0.0.0",
+            "AUDIT_WORKER_STATE_DIR": "/var/lib/w",
+            "AUDIT_CREATE_TOPICS": "true",
+        }
+    )
+
+    assert (settings.batch_max_bytes, settings.prefetch_records) == (1_048_576, 50)
+    assert (settings.worker_bind, settings.state_dir, settings.create_topics) == (
+        "0.0.0.0",
+        "/var/lib/w",
+        True,
+    )
+    defaults = load_settings({})
+    assert (defaults.worker_bind, defaults.state_dir, defaults.create_topics) == (
+        "127.0.0.1",
+        None,
+        False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"AUDIT_CREATE_TOPICS": "maybe"}, "AUDIT_CREATE_TOPICS"),
+        ({"AUDIT_BATCH_MAX_BYTES": "10"}, "AUDIT_BATCH_MAX_BYTES"),
+        ({"AUDIT_PREFETCH_RECORDS": "0"}, "AUDIT_PREFETCH_RECORDS"),
+    ],
+)
+def test_bad_new_values_name_the_variable(env: dict[str, str], words: str) -> None:
+    with pytest.raises(SettingsError, match=words):
+        load_settings(env)
+
+
+def test_secrets_never_appear_in_repr_or_str() -> None:
+    settings = load_settings(
+        {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_USERNAME": "worker",
+            "KAFKA_SASL_PASSWORD": "kafka-pass-123",
+            "ELASTICSEARCH_API_KEY": "es-api-key-456",
+            "ELASTICSEARCH_USERNAME": "elastic",
+            "ELASTICSEARCH_PASSWORD": "es-pass-789",
+        }
+    )
+
+    for text in (repr(settings), str(settings)):
+        for secret in ("kafka-pass-123", "es-api-key-456", "es-pass-789"):
+            assert secret not in text
