@@ -21,7 +21,7 @@ from api.devtoken import mint_token
 from api.settings import Settings
 from api.testing import RecordingPublisher, index_events, install_template, make_event
 from schemas.catalogue import get_activity
-from schemas.document import index_name
+from schemas.document import document_id, index_name
 
 SECRET = "integration-secret-of-at-least-32-bytes!"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -459,7 +459,8 @@ def test_paging_is_stable_while_new_logs_arrive(client: FlaskClient, es: Any, pr
     finally:
         # No delete-by-query on the minimal distribution (it is in the reindex module).
         for event in late:
-            es.delete(index=index_name(prefix, event["occurred_at"]), id=event["event_id"])
+            log_id = document_id(event["partner_id"], event["event_id"])
+            es.delete(index=index_name(prefix, event["occurred_at"]), id=log_id)
         es.indices.refresh(index=f"{prefix}-*")
 
 

@@ -176,10 +176,10 @@ def test_more_than_24_hours_ahead_of_now_is_invalid() -> None:
 def test_a_normalization_bug_dead_letters_instead_of_stopping(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken(event: dict[str, Any], ingested_at: datetime) -> dict[str, Any]:
+    def broken(prefix: str, event: dict[str, Any], ingested_at: datetime) -> Any:
         raise KeyError("surprise")
 
-    monkeypatch.setattr(pipeline, "build_document", broken)
+    monkeypatch.setattr(pipeline, "stored_log", broken)
 
     outcome = process_record(record(encoded()), PREFIX, NOW)
 
