@@ -22,7 +22,15 @@ API_DESCRIPTION = """Read API of the Partner Audit Log.
 Every `/api/` call needs `Authorization: Bearer <JWT>` (claims `sub`, `name`, `partner_id`,
 `role`, `org_ids`, `exp`). Owners and super admins see every log of their partner; admins
 and support users see the logs of the organizations in their `org_ids`. A log outside the
-caller's scope is a 404, exactly as if it did not exist."""
+caller's scope is a 404, exactly as if it did not exist.
+
+Cursors are opaque, bound to the filters and caller they were issued for, and expire (one hour
+by default): an expired or altered cursor is a 400 naming `cursor`; start from the first page.
+An export streams only once its own `audit_log.download` event is acknowledged by Kafka. If
+the search backend fails after the download started, the transfer is aborted (the chunked
+response ends without its final chunk, so clients report an incomplete download; NDJSON ends
+with an `{"error": ...}` line) and a second download event records that it did not
+complete."""
 
 
 def create_app(
@@ -37,8 +45,6 @@ def create_app(
         OPENAPI_VERSION="3.0.3",
         OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs/swagger",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
         API_SPEC_OPTIONS={
             "info": {"description": API_DESCRIPTION},
             # Every operation needs the token unless it says otherwise (health does).
@@ -90,6 +96,13 @@ def _kafka_publisher(settings: Settings) -> Publisher:
     )
 
 
+#: Every other method (anyone may send `FOO /`) is counted as `other`.
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+#: The label of requests whose method or path is outside the app's own vocabulary: an
+#: anonymous client must not be able to grow /metrics with series of its choosing.
+OTHER = "other"
+
+
 def _instrument(app: Flask) -> None:
     @app.before_request
     def _start_timer() -> None:
@@ -97,11 +110,12 @@ def _instrument(app: Flask) -> None:
 
     @app.after_request
     def _observe(response: Response) -> Response:
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        endpoint = request.url_rule.rule if request.url_rule else OTHER
+        method = request.method if request.method in KNOWN_METHODS else OTHER
         started: Any = g.get("started")
         if started is not None:
-            LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - started)
-        REQUESTS.labels(request.method, endpoint, str(response.status_code)).inc()
+            LATENCY.labels(method, endpoint).observe(time.perf_counter() - started)
+        REQUESTS.labels(method, endpoint, str(response.status_code)).inc()
         return response
 
 

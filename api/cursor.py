@@ -5,7 +5,9 @@ holds the `search_after` sort values of the last item served, the time window th
 page resolved (so "the last 24 hours" does not slide between pages, which would skip or
 repeat logs), and a fingerprint of the filters and caller it was issued for: a cursor
 replayed with other filters, or by another caller, is refused rather than silently
-paging through a different result set.
+paging through a different result set. A cursor expires (`Settings.cursor_ttl_s`), and its
+values are checked for shape before any of them reaches Elasticsearch: a valid signature
+proves who made a cursor, not that what it carries is well formed.
 """
 
 from __future__ import annotations
@@ -15,12 +17,22 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-CURSOR_VERSION = 1
+from schemas.event import EVENT_ID_PATTERN
+
+CURSOR_VERSION = 2
 MAX_CURSOR_CHARS = 2048
+#: The window bounds as `api.query.format_time` writes them.
+_WINDOW_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
+_FINGERPRINT = re.compile(r"^[0-9a-f]{32}$")
+#: Sort values of `@timestamp` are epoch milliseconds: years 0001..9999 fit well within.
+_MAX_EPOCH_MS = 253_402_300_800_000
 
 
 class CursorError(ValueError):
@@ -33,6 +45,8 @@ class Cursor:
     window_from: str
     window_to: str
     fingerprint: str
+    #: Unix time after which the cursor is refused.
+    expires_at: int = 0
 
 
 def fingerprint(filters: Mapping[str, Any], scope: Mapping[str, Any]) -> str:
@@ -69,6 +83,7 @@ def encode_cursor(cursor: Cursor, secret: bytes) -> str:
             "from": cursor.window_from,
             "to": cursor.window_to,
             "fp": cursor.fingerprint,
+            "exp": cursor.expires_at,
         },
         separators=(",", ":"),
     ).encode()
@@ -76,7 +91,9 @@ def encode_cursor(cursor: Cursor, secret: bytes) -> str:
     return f"{_b64encode(payload)}.{_b64encode(signature)}"
 
 
-def decode_cursor(token: str, secret: bytes, expected_fingerprint: str) -> Cursor:
+def decode_cursor(
+    token: str, secret: bytes, expected_fingerprint: str, now: float | None = None
+) -> Cursor:
     """Verify and decode `token`; raises `CursorError` with a user-facing reason."""
     if len(token) > MAX_CURSOR_CHARS or token.count(".") != 1:
         raise CursorError("malformed cursor")
@@ -91,18 +108,56 @@ def decode_cursor(token: str, secret: bytes, expected_fingerprint: str) -> Curso
         raise CursorError("cursor signature does not verify")
     try:
         data = json.loads(payload)
-        cursor = Cursor(
-            search_after=list(data["after"]),
-            window_from=str(data["from"]),
-            window_to=str(data["to"]),
-            fingerprint=str(data["fp"]),
-        )
         version = data["v"]
     except (ValueError, KeyError, TypeError):
-        # Only reachable with our own key, i.e. a cursor of an incompatible older format.
         raise CursorError("malformed cursor") from None
     if version != CURSOR_VERSION:
-        raise CursorError("cursor from an incompatible version")
+        raise CursorError("cursor from an incompatible version; start from the first page")
+    cursor = _checked(data)
+    if cursor.expires_at < (time.time() if now is None else now):
+        raise CursorError("cursor expired; start again from the first page")
     if not hmac.compare_digest(cursor.fingerprint, expected_fingerprint):
         raise CursorError("cursor was issued for different filters")
     return cursor
+
+
+def _checked(data: Any) -> Cursor:
+    """The payload as a `Cursor`, each value of the shape the API itself writes."""
+    try:
+        after, window_from, window_to = data["after"], data["from"], data["to"]
+        digest, expires_at = data["fp"], data["exp"]
+    except (KeyError, TypeError):
+        raise CursorError("malformed cursor") from None
+    if not (
+        _is_sort_position(after)
+        and (window_from == "" or _is_window_time(window_from))
+        and _is_window_time(window_to)
+        and isinstance(digest, str)
+        and _FINGERPRINT.match(digest)
+        and type(expires_at) is int
+    ):
+        raise CursorError("malformed cursor")
+    return Cursor(list(after), window_from, window_to, digest, expires_at)
+
+
+def _is_sort_position(after: Any) -> bool:
+    """[epoch milliseconds, Log ID]: the values of `api.query.SORT` for one log."""
+    if not isinstance(after, list) or len(after) != 2:
+        return False
+    millis, log_id = after
+    return (
+        type(millis) is int
+        and abs(millis) <= _MAX_EPOCH_MS
+        and isinstance(log_id, str)
+        and EVENT_ID_PATTERN.fullmatch(log_id) is not None
+    )
+
+
+def _is_window_time(value: Any) -> bool:
+    if not isinstance(value, str) or not _WINDOW_TIME.match(value):
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True

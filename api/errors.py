@@ -10,12 +10,16 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 
 from api.auth import AuthError
 from api.cursor import CursorError
 from api.service import DownloadNotRecorded
-from api.store import StoreUnavailable
+from api.store import SearchRejected, StoreUnavailable
+
+# The parameters a refused search is blamed on, most specific first: a cursor carries
+# values the client could have kept from another deployment; then the free text.
+_BLAMED_PARAMETERS = ("cursor", "q")
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,14 @@ def register_error_handlers(app: Flask) -> None:
         response, status = error_response(503, "search backend unavailable, retry shortly")
         response.headers["Retry-After"] = "5"
         return response, status
+
+    @app.errorhandler(SearchRejected)
+    def _rejected(exc: SearchRejected) -> tuple[Response, int]:
+        log.warning("Elasticsearch refused a search: %s", exc)
+        given = [name for name in _BLAMED_PARAMETERS if request.args.get(name)]
+        blamed = given[:1] or [name for name in request.args if name != "format"] or ["query"]
+        message = "the search backend refused this request; change or drop this parameter"
+        return error_response(400, "invalid request", {"query": {n: [message] for n in blamed}})
 
     @app.errorhandler(DownloadNotRecorded)
     def _download(exc: DownloadNotRecorded) -> tuple[Response, int]:

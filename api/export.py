@@ -139,10 +139,20 @@ def lines(fmt: str, logs: Iterable[dict[str, Any]]) -> Iterator[str]:
 
 def chunked(pieces: Iterable[str], size: int = 64 * 1024) -> Iterator[bytes]:
     """Group small lines into ~`size`-byte chunks: one socket write per row would make a
-    million-row export spend its time in system calls."""
+    million-row export spend its time in system calls.
+
+    The first piece (the CSV header, or the first NDJSON line) goes out alone and at once:
+    once the response has started, a later failure can only end it as a failed transfer,
+    never turn into an error page the client would save as the file.
+    """
     batch: list[str] = []
     length = 0
+    first = True
     for piece in pieces:
+        if first:
+            first = False
+            yield piece.encode("utf-8")
+            continue
         batch.append(piece)
         length += len(piece)
         if length >= size:

@@ -14,17 +14,16 @@ from api.settings import ConfigError, Settings
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable
 
 
-def gunicorn_options(settings: Settings, environ: dict[str, str] | None = None) -> dict[str, Any]:
-    env = os.environ if environ is None else environ
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {
-        "bind": env.get("AUDIT_API_BIND", f"127.0.0.1:{settings.api_port}"),
-        "workers": int(env.get("AUDIT_API_WORKERS", "2")),
+        "bind": settings.bind,
+        "workers": settings.api_workers,
         # Threads let one worker keep serving small list calls while another streams an
         # export; a thread blocked on Elasticsearch costs no CPU.
         "worker_class": "gthread",
-        "threads": int(env.get("AUDIT_API_THREADS", "8")),
+        "threads": settings.api_threads,
         # Exports stream for as long as they need; the timeout is for stuck workers.
-        "timeout": int(env.get("AUDIT_API_TIMEOUT", "120")),
+        "timeout": settings.api_timeout_s,
         # gunicorn 25+ opens a control socket at one per-user path: a second audit-api on
         # the machine (make run beside a test, say) would take over the first one's.
         "control_socket_disable": True,

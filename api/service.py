@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import re
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -29,18 +30,29 @@ from api.query import (
     scope_identity,
     selection,
 )
-from api.store import Store
+from api.store import Scan, Store
 from schemas.document import document_to_log, document_to_log_detail
 
+log = logging.getLogger(__name__)
+
 DOWNLOAD_ACTION = "audit_log.download"
+INCOMPLETE_EXPORT_MESSAGE = (
+    "export interrupted: the search backend failed; this file is incomplete, export again"
+)
 API_SERVICE_NAME = "audit-api"
 _LOG_ID = re.compile(LOG_ID_PATTERN)
 
 
 class Publisher(Protocol):
-    def publish(self, event: dict[str, Any]) -> None: ...
+    def publish_and_wait(self, event: dict[str, Any]) -> None: ...
 
-    def flush(self) -> Any: ...
+
+@dataclass(frozen=True)
+class CursorKeys:
+    """How cursors are signed and how long they stay valid (`Settings`)."""
+
+    secret: bytes = field(repr=False)
+    ttl_s: int
 
 
 @dataclass(frozen=True)
@@ -53,20 +65,22 @@ class RequestInfo:
 
 
 def list_logs(
-    store: Store, cursor_secret: bytes, params: Mapping[str, Any], caller: Caller, now: datetime
+    store: Store, cursors: CursorKeys, params: Mapping[str, Any], caller: Caller, now: datetime
 ) -> dict[str, Any]:
     """One page of SPEC §4's list response. Raises `CursorError` for a bad cursor."""
     digest = fingerprint(selection(params), scope_identity(caller))
     cursor = None
     if params.get("cursor"):
-        cursor = decode_cursor(params["cursor"], cursor_secret, digest)
+        cursor = decode_cursor(params["cursor"], cursors.secret, digest, now.timestamp())
     window = (cursor.window_from, cursor.window_to) if cursor else resolve_window(params, now)
     limit = int(params["limit"])
     page = store.search(build_list_query(params, caller, now, cursor))
     next_cursor = None
     if len(page.documents) > limit:
+        expires_at = int(now.timestamp()) + cursors.ttl_s
+        position = page.sort_values[limit - 1]
         next_cursor = encode_cursor(
-            Cursor(page.sort_values[limit - 1], window[0], window[1], digest), cursor_secret
+            Cursor(position, window[0], window[1], digest, expires_at), cursors.secret
         )
     return {
         "items": [document_to_log(doc) for doc in page.documents[:limit]],
@@ -86,20 +100,65 @@ def get_log(store: Store, log_id: str, caller: Caller) -> dict[str, Any] | None:
     return document_to_log_detail(document) if document is not None else None
 
 
-def export_chunks(
-    store: Store, params: Mapping[str, Any], caller: Caller, now: datetime
-) -> Iterator[bytes]:
-    """The export body, lazily: nothing runs until the WSGI server pulls the first chunk."""
-    fmt = params["format"]
+def open_export(
+    store: Store,
+    publisher: Publisher,
+    params: Mapping[str, Any],
+    caller: Caller,
+    now: datetime,
+    request: RequestInfo,
+) -> tuple[Iterator[bytes], dict[str, Any]]:
+    """An export ready to stream, and its `audit_log.download` event.
+
+    In this order: the search is opened (its first page fetched: an outage or a refusal is a
+    503 or 400 before anything is recorded), then the download event is published and its
+    own acknowledgement awaited (refused: the search is closed, `DownloadNotRecorded`), and
+    only then may the body stream.
+    """
+    event = download_event(params, caller, now, request)
     documents = store.scan(build_export_query(params, caller, now))
-    return chunked(lines(fmt, _counted(fmt, (document_to_log_detail(d) for d in documents))))
+    try:
+        record_download(publisher, event)
+    except DownloadNotRecorded:
+        documents.close()
+        raise
+    return _streamed(publisher, params["format"], documents, event), event
 
 
-def _counted(fmt: str, logs: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _streamed(
+    publisher: Publisher, fmt: str, documents: Scan, event: dict[str, Any]
+) -> Iterator[bytes]:
+    """The body; a failure after the first byte ends it as a failed transfer.
+
+    Once the response has started, a status code can no longer say anything: an error is
+    raised through the WSGI server, which then drops the connection before the chunked
+    body's final marker, so the client sees an incomplete download, never a short file
+    that looks whole. NDJSON gets a last line saying so; and a follow-up download event
+    records that this export did not complete.
+    """
+    read = [0]
+    logs = _counted(fmt, (document_to_log_detail(d) for d in documents), read)
+    try:
+        yield from chunked(lines(fmt, logs))
+    except GeneratorExit:  # the client stopped reading
+        _record_incomplete(publisher, event, read[0], "client_disconnected")
+        raise
+    except Exception as error:
+        log.error("export %s failed after %d logs: %r", event["event_id"], read[0], error)
+        _record_incomplete(publisher, event, read[0], "backend_failed")
+        if fmt == "ndjson":
+            yield (json.dumps({"error": INCOMPLETE_EXPORT_MESSAGE}) + "\n").encode()
+        raise
+    finally:
+        documents.close()
+
+
+def _counted(fmt: str, logs: Iterator[dict[str, Any]], read: list[int]) -> Iterator[dict[str, Any]]:
     counter = EXPORTED_LOGS.labels(fmt)
-    for log in logs:
+    for log_ in logs:
         counter.inc()
-        yield log
+        read[0] += 1
+        yield log_
 
 
 def download_event(
@@ -152,19 +211,51 @@ class DownloadNotRecorded(Exception):
 
 
 def record_download(publisher: Publisher, event: dict[str, Any]) -> None:
-    """Publish and wait for the broker's acknowledgement.
+    """Publish and wait for the broker's acknowledgement of this very event.
 
-    Raises `DownloadNotRecorded` when the event cannot be delivered: the export is refused
-    rather than served unrecorded, since an audit log whose own downloads go unaudited is
-    not one.
+    Raises `DownloadNotRecorded` when it cannot be delivered: the export is refused rather
+    than served unrecorded, since an audit log whose own downloads go unaudited is not one.
     """
     try:
-        publisher.publish(event)
-        publisher.flush()
+        publisher.publish_and_wait(event)
     except Exception as exc:
         DOWNLOAD_EVENTS.labels("failed").inc()
         raise DownloadNotRecorded(str(exc)) from exc
     DOWNLOAD_EVENTS.labels("published").inc()
+
+
+def incomplete_download_event(
+    download: dict[str, Any], logs_read: int, reason: str
+) -> dict[str, Any]:
+    """The follow-up of a download event whose export did not complete (events are never
+    changed once published, so the outcome is a second event naming the first)."""
+    fmt = download["metadata"]["format"]
+    return {
+        **download,
+        "event_id": f"{download['event_id']}.incomplete",
+        "status": "failure",
+        "status_reason": reason,
+        "description": f"Export of audit logs as {fmt.upper()} did not complete "
+        f"({logs_read} logs read)",
+        "metadata": {
+            **download["metadata"],
+            "download_event_id": download["event_id"],
+            "logs_read": logs_read,
+        },
+    }
+
+
+def _record_incomplete(
+    publisher: Publisher, download: dict[str, Any], logs_read: int, reason: str
+) -> None:
+    event = incomplete_download_event(download, logs_read, reason)
+    try:
+        publisher.publish_and_wait(event)
+    except Exception:  # the transfer fails either way; say why in the API's log
+        DOWNLOAD_EVENTS.labels("failed").inc()
+        log.exception("could not record that export %s did not complete", download["event_id"])
+        return
+    DOWNLOAD_EVENTS.labels("incomplete").inc()
 
 
 def _valid_ip(text: str | None) -> str | None:

@@ -7,9 +7,10 @@ request body it runs was built by `api.query`, which puts the caller's scope in 
 from __future__ import annotations
 
 import contextlib
+import logging
 import queue
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,8 +20,16 @@ EXPORT_PAGE_SIZE = 1000
 PIT_KEEP_ALIVE = "2m"
 
 
+log = logging.getLogger(__name__)
+
+
 class StoreUnavailable(Exception):
     """Elasticsearch could not answer; the API answers 503, never a stack trace."""
+
+
+class SearchRejected(Exception):
+    """Elasticsearch refused the search itself (HTTP 400): a value of the request that
+    passed the API's own checks is still one it will not take. The API answers 400."""
 
 
 @dataclass
@@ -30,14 +39,19 @@ class SearchPage:
     total: dict[str, Any] = field(default_factory=lambda: {"value": 0, "relation": "eq"})
 
 
+class Scan(Iterable[dict[str, Any]], Protocol):
+    """The documents of an export; `close()` releases what they hold (a point in time),
+    also when they were never iterated (an export refused before it streamed)."""
+
+    def close(self) -> None: ...
+
+
 class Store(Protocol):
     def search(self, body: dict[str, Any]) -> SearchPage: ...
 
     def get(self, body: dict[str, Any]) -> dict[str, Any] | None: ...
 
-    def scan(
-        self, body: dict[str, Any], page_size: int = EXPORT_PAGE_SIZE
-    ) -> Iterator[dict[str, Any]]: ...
+    def scan(self, body: dict[str, Any], page_size: int = EXPORT_PAGE_SIZE) -> Scan: ...
 
     def ping(self) -> bool: ...
 
@@ -62,15 +76,14 @@ class ElasticsearchStore:
         page = self.search(body)
         return page.documents[0] if page.documents else None
 
-    def scan(
-        self, body: dict[str, Any], page_size: int = EXPORT_PAGE_SIZE
-    ) -> Iterator[dict[str, Any]]:
+    def scan(self, body: dict[str, Any], page_size: int = EXPORT_PAGE_SIZE) -> Scan:
         """Every matching document, in `body["sort"]` order, one page in memory at a time.
 
-        The point in time is opened here, eagerly, so an unreachable Elasticsearch is a
-        503 before the export's response starts (and before its download event is sent),
-        not a truncated 200. It pins the view of the indices: logs arriving during a long
-        export neither shift pages nor appear twice.
+        The point in time is opened and the first page fetched here, eagerly, so an
+        unreachable or refusing Elasticsearch is a 503 or 400 before the export's response
+        starts (and before its download event is sent), not a truncated 200. The point in
+        time pins the view of the indices: logs arriving during a long export neither shift
+        pages nor appear twice.
         """
         pit = self._call(
             self._client.open_point_in_time,
@@ -79,37 +92,18 @@ class ElasticsearchStore:
             ignore_unavailable=True,
             allow_partial_search_results=False,
         )
-        return _prefetched(self._pages(pit["id"], body, page_size))
-
-    def _pages(
-        self, pit_id: str, body: dict[str, Any], page_size: int
-    ) -> Generator[list[dict[str, Any]], None, None]:
-        search_after: list[Any] | None = None
+        scan = PointInTimeScan(self, pit["id"], body, page_size)
         try:
-            while True:
-                extra: dict[str, Any] = {}
-                if search_after is not None:
-                    extra["search_after"] = search_after
-                response = self._call(
-                    self._client.search,
-                    pit={"id": pit_id, "keep_alive": PIT_KEEP_ALIVE},
-                    size=page_size,
-                    track_total_hits=False,
-                    query=body["query"],
-                    sort=body["sort"],
-                    **extra,
-                )
-                pit_id = response.get("pit_id", pit_id)
-                page = _page(response)
-                if page.documents:
-                    yield page.documents
-                if len(page.documents) < page_size:
-                    return
-                search_after = page.sort_values[-1]
-        finally:
-            # If closing fails, the point in time expires by itself after PIT_KEEP_ALIVE.
-            with contextlib.suppress(ApiError, TransportError):
-                self._client.close_point_in_time(id=pit_id)
+            scan.start()
+        except BaseException:
+            scan.close()
+            raise
+        return scan
+
+    def close_point_in_time(self, pit_id: str) -> None:
+        # If closing fails, the point in time expires by itself after PIT_KEEP_ALIVE.
+        with contextlib.suppress(ApiError, TransportError):
+            self._client.close_point_in_time(id=pit_id)
 
     def ping(self) -> bool:
         """Whether Elasticsearch answers. Not `client.ping()`: that is `HEAD /`, which the
@@ -127,9 +121,85 @@ class ElasticsearchStore:
         except TransportError as exc:
             raise StoreUnavailable(f"Elasticsearch unreachable: {exc.__class__.__name__}") from exc
         except ApiError as exc:
-            if exc.status_code in (429,) or exc.status_code >= 500:
-                raise StoreUnavailable(f"Elasticsearch answered {exc.status_code}") from exc
-            raise
+            if exc.status_code == 400:
+                raise SearchRejected(_reason(exc)) from exc
+            # 429 and 5xx, but also 401/403 (our credentials) or a 404 nobody expected:
+            # the backend's problem, never the caller's, and never a stack trace.
+            log.warning("Elasticsearch answered %s: %s", exc.status_code, _reason(exc))
+            raise StoreUnavailable(f"Elasticsearch answered {exc.status_code}") from exc
+
+
+class PointInTimeScan:
+    """An export's documents through a point in time and `search_after`, a page ahead.
+
+    `start()` fetches the first page; iterating yields every document (fetching page n+1
+    while page n is written); `close()` (also at the end of iteration, or when the client
+    went away) closes the point in time once.
+    """
+
+    def __init__(
+        self, store: ElasticsearchStore, pit_id: str, body: dict[str, Any], page_size: int
+    ) -> None:
+        self._store = store
+        self._pit_id = pit_id
+        self._body = body
+        self._page_size = page_size
+        self._first: SearchPage | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        self._first = self._fetch(None)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            yield from _prefetched(self._pages())
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._store.close_point_in_time(self._pit_id)
+
+    def _pages(self) -> Generator[list[dict[str, Any]], None, None]:
+        page = self._first if self._first is not None else self._fetch(None)
+        while True:
+            if page.documents:
+                yield page.documents
+            if len(page.documents) < self._page_size:
+                return
+            page = self._fetch(page.sort_values[-1])
+
+    def _fetch(self, search_after: list[Any] | None) -> SearchPage:
+        extra: dict[str, Any] = {}
+        if search_after is not None:
+            extra["search_after"] = search_after
+        response = self._store._call(
+            self._store._client.search,
+            pit={"id": self._pit_id, "keep_alive": PIT_KEEP_ALIVE},
+            size=self._page_size,
+            track_total_hits=False,
+            query=self._body["query"],
+            sort=self._body["sort"],
+            **extra,
+        )
+        self._pit_id = response.get("pit_id", self._pit_id)
+        return _page(response)
+
+
+def _reason(error: ApiError) -> str:
+    """Elasticsearch's own words for a refusal (the root cause's type and reason)."""
+    body = error.body if isinstance(error.body, dict) else {}
+    detail = body.get("error")
+    if not isinstance(detail, dict):
+        detail = {}
+    causes = detail.get("root_cause") or [detail]
+    cause = causes[0] if causes and isinstance(causes[0], dict) else {}
+    kind, reason = cause.get("type") or error.error, cause.get("reason") or ""
+    return f"{kind}: {reason}".strip(": ")
 
 
 def _page(response: Any) -> SearchPage:

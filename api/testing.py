@@ -64,6 +64,9 @@ class FakeStore:
         self.documents = list(documents or [])
         self.healthy = healthy
         self.bodies: list[dict[str, Any]] = []
+        self.scans: list[FakeScan] = []
+        #: An export's documents fail (as Elasticsearch would mid-stream) after this many.
+        self.fail_after: int | None = None
 
     def search(self, body: dict[str, Any]) -> SearchPage:
         self.bodies.append(body)
@@ -71,7 +74,7 @@ class FakeStore:
         docs = self.documents[:size]
         return SearchPage(
             documents=docs,
-            sort_values=[[doc.get("@timestamp"), doc["event"]["id"]] for doc in docs],
+            sort_values=[sort_position(doc) for doc in docs],
             total={"value": len(self.documents), "relation": "eq"},
         )
 
@@ -79,34 +82,56 @@ class FakeStore:
         page = self.search(body)
         return page.documents[0] if page.documents else None
 
-    def scan(
-        self, body: dict[str, Any], page_size: int = EXPORT_PAGE_SIZE
-    ) -> Iterator[dict[str, Any]]:
+    def scan(self, body: dict[str, Any], page_size: int = EXPORT_PAGE_SIZE) -> FakeScan:
         if not self.healthy:
             raise StoreUnavailable("fake store is down")
         self.bodies.append(body)
-        return iter(list(self.documents))
+        scan = FakeScan(list(self.documents), self.fail_after)
+        self.scans.append(scan)
+        return scan
 
     def ping(self) -> bool:
         return self.healthy
 
 
+def sort_position(document: dict[str, Any]) -> list[Any]:
+    """A log's sort values as Elasticsearch returns them (epoch milliseconds, Log ID)."""
+    moment = datetime.fromisoformat(document["@timestamp"].replace("Z", "+00:00"))
+    return [round(moment.timestamp() * 1000), document["event"]["id"]]
+
+
+class FakeScan:
+    """An export's documents; records whether it was closed (the point in time released)."""
+
+    def __init__(self, documents: list[dict[str, Any]], fail_after: int | None) -> None:
+        self.documents = documents
+        self.fail_after = fail_after
+        self.closed = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for number, document in enumerate(self.documents):
+            if number == self.fail_after:
+                raise StoreUnavailable("fake store failed mid-export")
+            yield document
+
+    def close(self) -> None:
+        self.closed = True
+
+
 class RecordingPublisher:
-    """Keeps published events in memory; `fail=True` makes delivery fail like a dead broker."""
+    """Keeps acknowledged events in memory; `fail=True` makes delivery fail like a dead
+    broker. `flushed` counts the acknowledgements waited for."""
 
     def __init__(self, fail: bool = False) -> None:
         self.events: list[dict[str, Any]] = []
         self.flushed = 0
         self.fail = fail
 
-    def publish(self, event: dict[str, Any]) -> None:
+    def publish_and_wait(self, event: dict[str, Any]) -> None:
         if self.fail:
             raise RuntimeError("broker unavailable")
         self.events.append(event)
-
-    def flush(self) -> int:
         self.flushed += 1
-        return 0
 
 
 def install_template(es: Any, prefix: str) -> None:

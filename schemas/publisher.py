@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -104,15 +105,42 @@ class AuditPublisher:
     def publish(self, event: Mapping[str, Any]) -> None:
         """Validate and enqueue one event (asynchronous: see ``flush``)."""
         key, value = encode_event(event)
+        self._produce(key, value, self._on_delivery)
+        self._producer.poll(0)  # serve delivery callbacks of earlier events
+
+    def publish_and_wait(self, event: Mapping[str, Any], timeout: float = 35.0) -> None:
+        """Publish one event and return once the broker acknowledged *it*.
+
+        Raises DeliveryError for this event's own failure only: threads sharing the
+        publisher each wait for their own message, and never receive (or swallow) another
+        thread's failure the way ``flush`` would hand them out.
+        """
+        key, value = encode_event(event)
+        acknowledged = threading.Event()
+        errors: list[Any] = []
+
+        def on_delivery(error: Any, _message: Message) -> None:
+            errors.append(error)
+            acknowledged.set()
+
+        self._produce(key, value, on_delivery)
+        deadline = time.monotonic() + timeout
+        # Any thread's poll may serve our callback; we only wait for it to have run.
+        while not acknowledged.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeliveryError([f"topic {self.topic}: no acknowledgement in {timeout:g} s"])
+            self._producer.poll(min(0.1, remaining))
+        if errors[0] is not None:
+            raise DeliveryError([f"topic {self.topic}: {errors[0]}"])
+
+    def _produce(self, key: bytes, value: bytes, on_delivery: Callable[[Any, Any], None]) -> None:
         while True:
             try:
-                self._producer.produce(
-                    self.topic, value=value, key=key, on_delivery=self._on_delivery
-                )
-                break
+                self._producer.produce(self.topic, value=value, key=key, on_delivery=on_delivery)
+                return
             except BufferError:
                 self._producer.poll(0.5)  # local queue full: let deliveries drain it
-        self._producer.poll(0)  # serve delivery callbacks of earlier events
 
     def _on_delivery(self, error: Any, message: Message) -> None:
         if error is not None:

@@ -175,3 +175,21 @@ def create_topic(kafka_admin: Any) -> Iterator[Callable[..., str]]:
             # Deleting is best effort: a leftover uniquely named topic harms nothing.
             with contextlib.suppress(Exception):
                 future.result(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def rsa_keys() -> tuple[bytes, str]:
+    """An RSA key pair for RS256 tokens: (private PEM bytes, public PEM text)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public.decode()

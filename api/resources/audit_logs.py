@@ -42,10 +42,9 @@ protect(blp)
 def list_logs(params: dict[str, Any]) -> Response:
     """List audit logs, newest first."""
     ctx = services()
+    cursors = service.CursorKeys(ctx.settings.cursor_secret, ctx.settings.cursor_ttl_s)
     return already_shaped(
-        service.list_logs(
-            ctx.store, ctx.settings.cursor_secret, params, current_caller(), datetime.now(UTC)
-        )
+        service.list_logs(ctx.store, cursors, params, current_caller(), datetime.now(UTC))
     )
 
 
@@ -68,7 +67,9 @@ def list_logs(params: dict[str, Any]) -> Response:
 def export_logs(params: dict[str, Any]) -> Response:
     """Export every log matching the list filters (no paging)."""
     ctx, caller, now = services(), current_caller(), datetime.now(UTC)
-    event = service.download_event(
+    body, event = service.open_export(
+        ctx.store,
+        ctx.publisher,
         params,
         caller,
         now,
@@ -78,9 +79,6 @@ def export_logs(params: dict[str, Any]) -> Response:
             request_id=request.headers.get("X-Request-Id"),
         ),
     )
-    # Search first: a backend outage is a 503 without a download event for nothing.
-    body = service.export_chunks(ctx.store, params, caller, now)
-    service.record_download(ctx.publisher, event)
     fmt = params["format"]
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     return Response(

@@ -22,7 +22,9 @@ def protect(blueprint: Blueprint) -> None:
 
     @blueprint.before_request
     def _authenticate() -> None:
-        g.caller = authenticate(request.headers.get("Authorization"), services().settings)
+        g.caller = authenticate(
+            request.headers.get("Authorization"), services().settings, request.remote_addr
+        )
 
 
 def current_caller() -> Caller:

@@ -1,16 +1,52 @@
 """`/docs`: the API reference as plain server-rendered HTML, generated from the same
 OpenAPI document as `/openapi.json`. It needs no JavaScript and no CDN, so it works on an
-offline laptop; the interactive Swagger UI (`/docs/swagger`) loads its assets from a CDN."""
+offline laptop. The interactive Swagger UI (`/docs/swagger`) is served from this origin too,
+from the pinned `flask-swagger-ui` package: the viewer's token lives on this origin, so no
+script from elsewhere may ever run here."""
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import resources
 from typing import Any
 
-from flask import Blueprint, Response, current_app, render_template_string
+from flask import Blueprint, Response, abort, current_app, render_template_string
 
 bp = Blueprint("docs", __name__)
 
-CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; frame-ancestors 'none'"
+)
+# Swagger UI styles some elements inline; its scripts are all files of this origin.
+SWAGGER_CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+#: Files of the Swagger UI distribution this page loads (never a path from the request).
+SWAGGER_ASSETS = {
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+}
+#: This project's own start-up script of Swagger UI (in api/static, with the viewer's files).
+SWAGGER_INIT = "swagger-init.js"
+SWAGGER_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>{{ title }} — Swagger UI {{ version }}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="/docs/swagger/assets/swagger-ui.css">
+</head><body>
+<div id="swagger-ui" data-openapi-url="/openapi.json"></div>
+<script src="/docs/swagger/assets/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger/assets/swagger-init.js"></script>
+</body></html>"""
 
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -27,7 +63,7 @@ td,th{border:1px solid #ddd;padding:.3rem .5rem;text-align:left;vertical-align:t
 <h1>{{ info.title }} <small>{{ info.version }}</small></h1>
 <pre>{{ info.description }}</pre>
 <p>Machine-readable: <a href="/openapi.json">/openapi.json</a> ·
-interactive: <a href="/docs/swagger">Swagger UI</a> (loads from a CDN)</p>
+interactive: <a href="/docs/swagger">Swagger UI</a></p>
 {% for method, path, op, parameters in operations %}
 <h2><span class="method">{{ method|upper }}</span> <code>{{ path }}</code></h2>
 <p>{{ op.summary or "" }}</p>
@@ -95,4 +131,38 @@ def reference() -> Response:
     response = Response(html, content_type="text/html; charset=utf-8")
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@cache
+def _swagger_file(name: str) -> bytes:
+    if name == SWAGGER_INIT:  # ours: the page may run no inline script
+        return resources.files("api").joinpath("static", name).read_bytes()
+    return resources.files("flask_swagger_ui").joinpath("dist", name).read_bytes()
+
+
+@cache
+def swagger_version() -> str:
+    return _swagger_file("VERSION").decode().strip()
+
+
+@bp.get("/docs/swagger")
+def swagger() -> Response:
+    html = render_template_string(
+        SWAGGER_PAGE, title=current_app.config["API_TITLE"], version=swagger_version()
+    )
+    response = Response(html, content_type="text/html; charset=utf-8")
+    response.headers["Content-Security-Policy"] = SWAGGER_CONTENT_SECURITY_POLICY
+    return response
+
+
+@bp.get("/docs/swagger/assets/<name>")
+def swagger_asset(name: str) -> Response:
+    types = {**SWAGGER_ASSETS, SWAGGER_INIT: "text/javascript; charset=utf-8"}
+    if name not in types:
+        abort(404)
+    response = Response(_swagger_file(name), content_type=types[name])
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
     return response

@@ -9,9 +9,12 @@ Assets are served from an explicit list, never from a user-supplied path.
 from __future__ import annotations
 
 from functools import cache
+from html import escape
 from importlib import resources
 
 from flask import Blueprint, Response, abort, request
+
+from api.services import services
 
 bp = Blueprint("viewer", __name__)
 
@@ -20,9 +23,9 @@ ASSETS = {
     "viewer.js": "text/javascript; charset=utf-8",
 }
 
-# The page loads nothing but its own assets and talks only to its own origin. No
-# `frame-ancestors`: the partner portal may embed the page in an iframe (docs/viewer.md);
-# an embedding page can hand the viewer its own token, never read the viewer's.
+# The page loads nothing but its own assets and talks only to its own origin. Framing is
+# allowed to the origins of AUDIT_VIEWER_EMBED_ORIGINS only (none by default): those are
+# also the only windows the page takes a token from by postMessage (docs/viewer.md).
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'none'",
@@ -43,7 +46,11 @@ def _read(name: str) -> bytes:
 
 
 def _serve(name: str, content_type: str, max_age: int) -> Response:
-    response = Response(_read(name), content_type=content_type)
+    return _respond(_read(name), content_type, max_age)
+
+
+def _respond(body: bytes, content_type: str, max_age: int) -> Response:
+    response = Response(body, content_type=content_type)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     # Short caching plus an ETag: a new release is picked up within minutes, and a reload
@@ -55,10 +62,27 @@ def _serve(name: str, content_type: str, max_age: int) -> Response:
     return response
 
 
+ROOT_ELEMENT = '<main id="audit-log"'
+
+
+def content_security_policy(embed_origins: tuple[str, ...]) -> str:
+    ancestors = " ".join(embed_origins) if embed_origins else "'none'"
+    return f"{CONTENT_SECURITY_POLICY}; frame-ancestors {ancestors}"
+
+
+@cache
+def _page(embed_origins: tuple[str, ...]) -> bytes:
+    """index.html telling viewer.js which parent origins may hand it a token."""
+    html = _read("index.html").decode()
+    attribute = f' data-embed-origins="{escape(" ".join(embed_origins))}"'
+    return html.replace(ROOT_ELEMENT, ROOT_ELEMENT + attribute, 1).encode()
+
+
 @bp.get("/")
 def index() -> Response:
-    response = _serve("index.html", "text/html; charset=utf-8", max_age=0)
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    origins = services().settings.viewer_embed_origins
+    response = _respond(_page(origins), "text/html; charset=utf-8", max_age=0)
+    response.headers["Content-Security-Policy"] = content_security_policy(origins)
     return response
 
 

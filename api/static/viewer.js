@@ -9,8 +9,9 @@
  *   1. the URL fragment "#token=..." (what `make run` prints; removed from the address bar);
  *   2. window.AUDIT_LOG_TOKEN, or data-token on the root element (set by the host page);
  *   3. this tab's sessionStorage (so a reload keeps working in development);
- *   4. a postMessage {type: "audit-log:token", token} from the embedding window, or
- *      window.AuditLogViewer.setToken(token) from a host page that loads this script.
+ *   4. a postMessage {type: "audit-log:token", token} from the embedding window, when its
+ *      origin is one the API allows (data-embed-origins, from AUDIT_VIEWER_EMBED_ORIGINS),
+ *      or window.AuditLogViewer.setToken(token) from a host page that loads this script.
  *
  * API data is only ever inserted with textContent / createTextNode, never as HTML.
  */
@@ -887,10 +888,17 @@
     }
   }
 
+  /** The origins allowed to embed this page and hand it a token (none unless configured). */
+  function embedOrigins() {
+    return (root.getAttribute("data-embed-origins") || "").split(" ").filter(Boolean);
+  }
+
   function askHostForToken(type) {
     if (window.parent && window.parent !== window) {
-      // Carries no secret, so any origin may receive it.
-      window.parent.postMessage({ type: type }, "*");
+      // Only to the allowed origins: a frame elsewhere gets nothing, not even the request.
+      embedOrigins().forEach(function (origin) {
+        window.parent.postMessage({ type: type }, origin);
+      });
     }
   }
 
@@ -984,8 +992,9 @@
       }
     });
     window.addEventListener("message", function (event) {
-      // Only the window embedding this page may hand it a token.
+      // Only the window embedding this page, from an allowed origin, may hand it a token.
       if (event.source !== window.parent || window.parent === window) return;
+      if (embedOrigins().indexOf(event.origin) < 0) return;
       var data = event.data;
       if (data && data.type === "audit-log:token" && typeof data.token === "string") setToken(data.token);
     });

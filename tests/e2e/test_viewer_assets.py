@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from api.resources import viewer
+from api.resources import docs, viewer
 
 STATIC = Path(viewer.__file__).resolve().parents[1] / "static"
 
@@ -71,10 +71,10 @@ def test_only_listed_assets_are_served(client: Any, path: str) -> None:
 
 def test_every_shipped_file_is_reachable() -> None:
     shipped = {p.name for p in STATIC.iterdir() if p.is_file()}
-    assert shipped == {"index.html", *viewer.ASSETS}
+    assert shipped == {"index.html", *viewer.ASSETS, docs.SWAGGER_INIT}
 
 
-@pytest.mark.parametrize("name", ["index.html", "viewer.css", "viewer.js"])
+@pytest.mark.parametrize("name", ["index.html", "viewer.css", "viewer.js", docs.SWAGGER_INIT])
 def test_nothing_is_loaded_from_another_site(name: str) -> None:
     text = (STATIC / name).read_text(encoding="utf-8")
     assert not re.search(r"https?://|//cdn|@import", text), name
@@ -87,3 +87,30 @@ def test_api_data_never_becomes_markup() -> None:
     # Tokens travel in the Authorization header only, never in a URL the page requests.
     assert "Bearer " in script
     assert not re.search(r"[?&]token=", script)
+
+
+def test_framing_and_token_messages_are_closed_unless_origins_are_configured() -> None:
+    from api.app import create_app
+    from api.settings import Settings
+
+    secret = "assets-test-secret-0123456789abcdef0123"
+    closed = create_app(Settings(jwt_secret=secret)).test_client().get("/")
+    assert "frame-ancestors 'none'" in closed.headers["Content-Security-Policy"]
+    assert 'data-embed-origins=""' in closed.get_data(as_text=True)
+
+    portal = ("https://portal.example", "http://localhost:3000")
+    settings = Settings(jwt_secret=secret, viewer_embed_origins=portal)
+    opened = create_app(settings).test_client().get("/")
+    policy = opened.headers["Content-Security-Policy"]
+    assert "frame-ancestors https://portal.example http://localhost:3000" in policy
+    assert 'data-embed-origins="https://portal.example http://localhost:3000"' in (
+        opened.get_data(as_text=True)
+    )
+
+
+def test_the_viewer_checks_the_origin_of_token_messages() -> None:
+    script = (STATIC / "viewer.js").read_text(encoding="utf-8")
+    listener = script[script.index('addEventListener("message"') :]
+    listener = listener[: listener.index("});")]
+    assert "event.origin" in listener and "embedOrigins()" in listener
+    assert 'postMessage({ type: type }, "*")' not in script

@@ -31,6 +31,7 @@ from werkzeug.serving import make_server
 from schemas.document import stored_log
 from schemas.event import validate_event
 from schemas.index_template import index_template, read_alias, template_name
+from tests.processes import free_port
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -66,6 +67,8 @@ class Site:
     failures_last_day: int
     topic: str
     kafka_bootstrap: str
+    #: The one port a portal may embed the page from (AUDIT_VIEWER_EMBED_ORIGINS).
+    portal_port: int
 
 
 # --- data ---------------------------------------------------------------------------------
@@ -204,12 +207,14 @@ def site(es: Any, es_url: str, kafka_bootstrap: str, kafka_admin: Any) -> Iterat
     intruder["description"] = "Enabled compliance for Acme Ltd (other partner)"
     _index(es, prefix, [*named.values(), *filler, intruder], now)
 
+    portal_port = free_port()
     settings = Settings(
         jwt_secret=SECRET,
         elasticsearch_url=es_url,
         index_prefix=prefix,
         kafka_bootstrap_servers=kafka_bootstrap,
         events_topic=topic,
+        viewer_embed_origins=(f"http://127.0.0.1:{portal_port}",),
     )
     app = create_app(settings)
     if "viewer" not in app.blueprints:  # until create_app registers it itself
@@ -228,6 +233,7 @@ def site(es: Any, es_url: str, kafka_bootstrap: str, kafka_admin: Any) -> Iterat
             failures_last_day=sum(e["status"] == "failure" for e in last_day),
             topic=topic,
             kafka_bootstrap=kafka_bootstrap,
+            portal_port=portal_port,
         )
     finally:
         server.shutdown()
@@ -584,14 +590,14 @@ def test_an_admin_sees_only_the_organizations_they_manage(page: Any, site: Site)
 
 
 @contextmanager
-def _serve_html(html: str) -> Iterator[str]:
+def _serve_html(html: str, port: int = 0) -> Iterator[str]:
     """A one-page web server on its own loopback port (so on its own origin)."""
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
         return [html.encode()]
 
-    server = make_server("127.0.0.1", 0, app)
+    server = make_server("127.0.0.1", port, app)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -635,20 +641,14 @@ def test_on_a_phone_the_details_cover_the_list_and_close_again(browser: Any, sit
         context.close()
 
 
-def test_a_portal_on_another_origin_embeds_the_page_and_hands_it_tokens(
-    page: Any, site: Site
-) -> None:
-    """docs/viewer.md, "As an iframe": the frame asks its parent for a token, and again when
-    the API refuses the first one; the portal answers with postMessage."""
-    expired = jwt.encode(
-        {"sub": "u", "partner_id": site.partner_id, "role": "owner", "exp": 1}, SECRET, "HS256"
-    )
-    portal = f"""<!doctype html><title>Portal</title>
+def _portal(site: Site, tokens: list[str]) -> str:
+    """The portal page of docs/viewer.md, "As an iframe", handing out `tokens` in turn."""
+    return f"""<!doctype html><title>Portal</title>
 <iframe id="viewer" title="Audit log" src="{site.url}/" style="width:1400px;height:800px"></iframe>
 <script>
   const VIEWER = {json.dumps(site.url)};
   const frame = document.getElementById("viewer");
-  const tokens = [{json.dumps(expired)}, {json.dumps(site.token)}];
+  const tokens = {json.dumps(tokens)};
   window.asked = [];
   window.addEventListener("message", (event) => {{
     if (event.origin !== VIEWER || event.source !== frame.contentWindow) return;
@@ -656,10 +656,24 @@ def test_a_portal_on_another_origin_embeds_the_page_and_hands_it_tokens(
     const token = tokens.length > 1 ? tokens.shift() : tokens[0];
     frame.contentWindow.postMessage({{type: "audit-log:token", token}}, VIEWER);
   }});
+  // Unasked, too: a frame that takes tokens from anyone would use this one.
+  frame.addEventListener("load", () => {{
+    frame.contentWindow.postMessage({{type: "audit-log:token", token: tokens.at(-1)}}, "*");
+  }});
 </script>"""
+
+
+def test_a_portal_on_another_origin_embeds_the_page_and_hands_it_tokens(
+    page: Any, site: Site
+) -> None:
+    """docs/viewer.md, "As an iframe": the frame asks its parent for a token, and again when
+    the API refuses the first one; the portal (an allowed origin) answers with postMessage."""
+    expired = jwt.encode(
+        {"sub": "u", "partner_id": site.partner_id, "role": "owner", "exp": 1}, SECRET, "HS256"
+    )
     # The portal on its own origin (another port). A real server, not a routed page:
     # Chromium refuses to let a page it deems public frame a loopback address.
-    with _serve_html(portal) as portal_url:
+    with _serve_html(_portal(site, [expired, site.token]), port=site.portal_port) as portal_url:
         page.goto(portal_url)
         frame = page.frame_locator("#viewer")
         expect(frame.locator("#al-table tbody tr")).to_have_count(PAGE_SIZE)
@@ -667,6 +681,27 @@ def test_a_portal_on_another_origin_embeds_the_page_and_hands_it_tokens(
     assert asked[0] == "audit-log:token-request"
     assert "audit-log:token-expired" in asked  # the expired token was refused, then replaced
     expect(frame.get_by_role("alert")).to_have_count(0)
+
+
+def test_a_portal_on_an_origin_not_allowed_can_neither_frame_nor_feed_the_page(
+    page: Any, site: Site
+) -> None:
+    """frame-ancestors keeps the page out of other origins' frames, so no token they post is
+    ever used (and the page asks them for none)."""
+    blocked: list[str] = []
+    page.on("console", lambda message: blocked.append(message.text))
+    with _serve_html(_portal(site, [site.token])) as portal_url:  # any other port
+        page.goto(portal_url)
+        page.wait_for_function(
+            "() => document.getElementById('viewer').contentWindow !== null", timeout=10_000
+        )
+        # Chromium reports the refusal on the console once it has applied the policy.
+        deadline = time.monotonic() + 15
+        while not any("frame-ancestors" in text for text in blocked):
+            assert time.monotonic() < deadline, f"no frame-ancestors refusal seen: {blocked}"
+            page.wait_for_timeout(100)
+        assert page.evaluate("window.asked") == []
+        assert page.frame_locator("#viewer").locator("#al-table tbody tr").count() == 0
 
 
 def test_a_same_origin_page_embeds_the_script_with_a_data_token(page: Any, site: Site) -> None:
@@ -684,3 +719,16 @@ def test_a_same_origin_page_embeds_the_script_with_a_data_token(page: Any, site:
     expect(_rows(page)).to_have_count(PAGE_SIZE)
     # Read once, then gone from the DOM where other scripts could find it.
     assert page.locator("[data-audit-log]").get_attribute("data-token") is None
+
+
+def test_swagger_ui_renders_from_this_origin_alone(page: Any, site: Site) -> None:
+    """/docs/swagger works under its policy (scripts of this origin only) and offline."""
+    elsewhere: list[str] = []
+    page.on(
+        "request",
+        lambda request: None if request.url.startswith(site.url) else elsewhere.append(request.url),
+    )
+    page.goto(f"{site.url}/docs/swagger")
+    expect(page.locator(".opblock").first).to_be_visible(timeout=15_000)
+    assert page.locator(".opblock").count() >= 6
+    assert elsewhere == []

@@ -15,7 +15,7 @@ from api.app import create_app
 from api.devtoken import mint_token
 from api.export import CSV_COLUMNS
 from api.settings import Settings
-from api.testing import FakeStore, RecordingPublisher, make_event
+from api.testing import FakeStore, RecordingPublisher, make_event, sort_position
 from schemas.document import build_document, document_id, document_to_log
 from schemas.event import validate_event
 
@@ -84,7 +84,7 @@ def test_every_api_call_needs_a_token(client: FlaskClient, path: str) -> None:
 
 
 def test_expired_token_is_401(client: FlaskClient) -> None:
-    assert client.get("/api/v1/audit-logs", headers=auth(ttl=-10)).status_code == 401
+    assert client.get("/api/v1/audit-logs", headers=auth(ttl=-60)).status_code == 401
 
 
 def test_unknown_role_is_403(client: FlaskClient, store: FakeStore) -> None:
@@ -149,7 +149,7 @@ def test_next_cursor_leads_to_the_next_page(client: FlaskClient, store: FakeStor
         headers=auth(),
     )
     assert second.status_code == 200
-    last_sort = [store.documents[1]["@timestamp"], store.documents[1]["event"]["id"]]
+    last_sort = sort_position(store.documents[1])
     assert store.bodies[-1]["search_after"] == last_sort
 
 
@@ -314,7 +314,7 @@ def test_export_records_a_valid_download_event(
     client.get(
         "/api/v1/audit-logs/export?format=csv&organization_id=org-7&status=success&q=acme",
         headers=auth(role="admin", org_ids=("org-7",)),
-    )
+    ).get_data()
     [event] = publisher.events
     assert publisher.flushed == 1
     validated = validate_event(event)  # the worker would accept it
@@ -490,3 +490,49 @@ def test_store_outage_is_503(publisher: RecordingPublisher) -> None:
     response = app.test_client().get("/api/v1/audit-logs", headers=auth())
     assert response.status_code == 503
     assert response.headers["Retry-After"]
+
+
+def test_invented_methods_and_paths_do_not_grow_the_metrics(client: FlaskClient) -> None:
+    """Anyone may send `FOO1 /x1`: without a token, they must not mint metric series."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def series() -> set[tuple[str, str, str]]:
+        text = client.get("/metrics").get_data(as_text=True)
+        found = set()
+        for family in text_string_to_metric_families(text):
+            if family.name == "audit_api_requests":
+                for sample in family.samples:
+                    labels = sample.labels
+                    found.add((labels["method"], labels["endpoint"], labels["status"]))
+        return found
+
+    client.get("/api/v1/audit-logs")
+    before = series()
+    for number in range(50):
+        client.open(f"/invented-{number}", method=f"INVENT{number}")
+        client.open("/api/v1/audit-logs", method=f"METHOD{number}")
+        client.get(f"/nowhere/{number}")
+    after = series()
+    assert len(after - before) <= 4, sorted(after - before)
+    assert {method for method, _, _ in after} <= {"GET", "HEAD", "OPTIONS", "other"}
+    assert not any("invented" in endpoint or "nowhere" in endpoint for _, endpoint, _ in after)
+
+
+def test_swagger_ui_is_served_from_this_origin_pinned(client: FlaskClient) -> None:
+    """The viewer's token lives on this origin: no script from a CDN may run on it."""
+    from api.resources.docs import SWAGGER_ASSETS, SWAGGER_INIT, swagger_version
+
+    page = client.get("/docs/swagger")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "http://" not in html and "https://" not in html and "//cdn" not in html
+    assert "<script>" not in html  # no inline script: the policy allows files of 'self' only
+    policy = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    assert swagger_version() == "v5.34.0"  # the pinned flask-swagger-ui's distribution
+    for name in (*SWAGGER_ASSETS, SWAGGER_INIT):
+        asset = client.get(f"/docs/swagger/assets/{name}")
+        assert asset.status_code == 200, name
+        assert asset.headers["X-Content-Type-Options"] == "nosniff"
+    for name in ("VERSION", "../static/viewer.js", "swagger-ui.js.map", "index.html"):
+        assert client.get(f"/docs/swagger/assets/{name}").status_code == 404, name

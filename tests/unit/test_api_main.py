@@ -23,13 +23,15 @@ def test_production_without_a_key_exits_with_one_readable_line(
 
 
 def test_binds_loopback_on_the_configured_port() -> None:
-    options = gunicorn_options(Settings(api_port=9123), environ={})
+    options = gunicorn_options(Settings.from_env({"AUDIT_API_PORT": "9123"}))
     assert options["bind"] == "127.0.0.1:9123"
     assert options["worker_class"] == "gthread"
 
 
 def test_bind_and_workers_can_be_overridden() -> None:
     options = gunicorn_options(
-        Settings(), environ={"AUDIT_API_BIND": "0.0.0.0:80", "AUDIT_API_WORKERS": "4"}
+        Settings.from_env(
+            {"AUDIT_API_BIND": "0.0.0.0:80", "AUDIT_API_WORKERS": "4", "AUDIT_JWT_SECRET": "s" * 32}
+        )
     )
     assert (options["bind"], options["workers"]) == ("0.0.0.0:80", 4)

@@ -164,3 +164,21 @@ def test_secrets_never_appear_in_repr_or_str() -> None:
     for text in (repr(settings), str(settings)):
         for secret in ("kafka-pass-123", "es-api-key-456", "es-pass-789"):
             assert secret not in text
+
+
+def test_no_repr_shows_a_secret() -> None:
+    secrets = {
+        "KAFKA_SASL_PASSWORD": "kafka-password-value",
+        "ELASTICSEARCH_API_KEY": "es-api-key-value",
+        "ELASTICSEARCH_PASSWORD": "es-password-value",
+    }
+    settings = load_settings(
+        {
+            **secrets,
+            "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            "KAFKA_SASL_USERNAME": "svc",
+            "ELASTICSEARCH_USERNAME": "elastic",
+        }
+    )
+    for name, value in secrets.items():
+        assert value not in repr(settings), name

@@ -132,3 +132,28 @@ def test_docker_compose_config_accepts_the_file() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_every_published_port_is_on_loopback_only(compose: dict[str, Any]) -> None:
+    """A laptop on a café network must not offer its audit logs (or Kafka) to the room."""
+    published = [
+        (name, str(port))
+        for name, service in compose["services"].items()
+        for port in service.get("ports") or []
+    ]
+    assert published, "the stack publishes no port at all?"
+    for name, port in published:
+        assert port.startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+
+
+def test_the_images_run_in_production_mode_unless_told_otherwise() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    runtime = next(s for s in re.split(r"^FROM ", text, flags=re.MULTILINE) if " AS runtime" in s)
+    assert re.search(r"AUDIT_ENV=production", runtime)
+
+
+def test_the_api_needs_a_secret_of_its_own_in_compose(compose: dict[str, Any]) -> None:
+    """In its container the API binds 0.0.0.0, where the development secret is refused: the
+    compose file must ask for a secret rather than start an API nobody can call."""
+    secret = str(compose["services"]["api"]["environment"]["AUDIT_JWT_SECRET"])
+    assert secret.startswith("${AUDIT_JWT_SECRET:?")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -142,3 +143,61 @@ def test_kafka_config_from_env() -> None:
         "ssl.ca.location": "/ca.pem",
     }
     assert kafka_config_from_env({}) == {}
+
+
+class ThreadedProducer(FakeProducer):
+    """Serves delivery reports from whichever thread polls, as librdkafka does; the value
+    of an event whose description is "refuse me" fails."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        super().__init__(config)
+        self.lock = threading.Lock()
+        self.queued: list[tuple[bytes, Any]] = []
+
+    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Any) -> None:
+        with self.lock:
+            self.queued.append((value, on_delivery))
+
+    def poll(self, timeout: float) -> int:
+        with self.lock:
+            queued, self.queued = self.queued, []
+        for value, callback in queued:
+            refused = json.loads(value).get("description") == "refuse me"
+            callback("Broker: Message size too large" if refused else None, FakeMessage())
+        return len(queued)
+
+
+def test_publish_and_wait_reports_each_thread_its_own_delivery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """flush() hands every caller everyone's failures; publish_and_wait must not."""
+    monkeypatch.setattr(publisher_module, "Producer", ThreadedProducer)
+    publisher = AuditPublisher("k:9092")
+    outcomes: dict[int, str] = {}
+    start = threading.Barrier(8)
+
+    def send(number: int) -> None:
+        event = recent_event()
+        event["event_id"] = f"e-{number}"
+        event["description"] = "refuse me" if number == 3 else "fine"
+        start.wait()
+        try:
+            publisher.publish_and_wait(event, timeout=5)
+        except DeliveryError:
+            outcomes[number] = "failed"
+        else:
+            outcomes[number] = "acknowledged"
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert outcomes == {n: "failed" if n == 3 else "acknowledged" for n in range(8)}
+    publisher.flush()  # and nothing of theirs is left for a flush() caller
+
+
+def test_publish_and_wait_gives_up_at_its_deadline(fake: type[FakeProducer]) -> None:
+    publisher = AuditPublisher("k:9092")  # the plain fake never reports deliveries on poll
+    with pytest.raises(DeliveryError, match="no acknowledgement"):
+        publisher.publish_and_wait(recent_event(), timeout=0.3)
