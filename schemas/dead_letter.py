@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+#: The dead-letter topic when `AUDIT_DLQ_TOPIC` does not name another.
+DEFAULT_DLQ_TOPIC = "audit.events.dlq"
+
 HEADER_REASON = "x-dlq-reason"
 HEADER_ERRORS = "x-dlq-errors"
 HEADER_TOPIC = "x-dlq-original-topic"
@@ -21,6 +24,8 @@ HEADER_PARTITION = "x-dlq-original-partition"
 HEADER_OFFSET = "x-dlq-original-offset"
 HEADER_FAILED_AT = "x-dlq-failed-at"
 HEADER_VALUE_OMITTED = "x-dlq-value-omitted"
+#: On a record `audit-log dlq replay` re-published: ``<dlq topic>:<partition>:<offset>``.
+HEADER_REPLAYED_FROM = "x-dlq-replayed-from"
 #: The value of `HEADER_VALUE_OMITTED`: the record is still on its original topic/offset.
 VALUE_OMITTED_TOO_LARGE = "too_large_for_dlq"
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
+
+from schemas.dead_letter import DEFAULT_DLQ_TOPIC
 
 DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
 
@@ -27,3 +30,18 @@ def kafka_config_from_env(env: Mapping[str, str] | None = None) -> dict[str, str
     pass as ``AuditPublisher(bootstrap_servers, **kafka_config_from_env())``."""
     env = os.environ if env is None else env
     return {prop: env[var] for var, prop in _ENV_TO_KAFKA.items() if env.get(var)}
+
+
+def dlq_topic_from_env(env: Mapping[str, str] | None = None) -> str:
+    """The dead-letter topic: ``AUDIT_DLQ_TOPIC`` (the worker's setting) or the default."""
+    env = os.environ if env is None else env
+    return env.get("AUDIT_DLQ_TOPIC") or DEFAULT_DLQ_TOPIC
+
+
+def quiet_logger(name: str) -> logging.Logger:
+    """A logger for librdkafka's own lines that goes nowhere: a CLI reports in its own words."""
+    logger = logging.getLogger(name)
+    if not logger.handlers:  # one handler, however many clients share the name
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+    return logger
