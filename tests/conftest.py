@@ -46,9 +46,13 @@ class Endpoints:
 
 
 def load_local_services() -> ModuleType:
-    """deploy/local/services.py is a script, not a package: load it by path."""
-    path = REPO_ROOT / "deploy" / "local" / "services.py"
-    spec = importlib.util.spec_from_file_location("audit_local_services", path)
+    return load_local_script("services")
+
+
+def load_local_script(name: str) -> ModuleType:
+    """deploy/local/*.py are scripts, not a package: load `name`.py by path."""
+    path = REPO_ROOT / "deploy" / "local" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"audit_local_{name}", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there

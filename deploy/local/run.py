@@ -1,7 +1,8 @@
 """`make run`: local services (unless pointed elsewhere), the worker and the API, until Ctrl-C.
 
-Runs with the project's virtual environment. Stops exactly what it started: services that
-were already running, or endpoints given in the environment, are left alone.
+Runs with the project's virtual environment. A worker or API that dies is restarted with
+backoff (`supervisor.py`). Ctrl-C stops exactly what it started: services that were already
+running, or endpoints given in the environment, are left alone.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ import importlib.util
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from types import FrameType, ModuleType
+from typing import Any
 
 import jwt
 
@@ -29,32 +30,33 @@ READY_TIMEOUT_S = 90.0
 TOPIC_PARTITIONS = int(os.environ.get("AUDIT_PARTITIONS", "4"))
 
 
-def _services_module() -> ModuleType:
+def _load(name: str) -> ModuleType:
+    """services.py and supervisor.py are scripts beside this one, not a package: load by path."""
     spec = importlib.util.spec_from_file_location(
-        "audit_local_services", Path(__file__).parent / "services.py"
+        f"audit_local_{name}", Path(__file__).parent / f"{name}.py"
     )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
 
-def start_services(services: ModuleType) -> tuple[dict[str, str], list[str]]:
-    """Endpoints for the children, and the names of the services this run started."""
+def start_services(services: ModuleType, started: list[str]) -> dict[str, str]:
+    """Endpoints for the children; `started` gets the services this run starts, before they
+    start, so that a failure half-way still stops them."""
     kafka, es_url = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("ELASTICSEARCH_URL")
     if kafka and es_url:
         print(f"run: using Kafka at {kafka} and Elasticsearch at {es_url}")
-        return {"KAFKA_BOOTSTRAP_SERVERS": kafka, "ELASTICSEARCH_URL": es_url}, []
-    started = [
+        return {"KAFKA_BOOTSTRAP_SERVERS": kafka, "ELASTICSEARCH_URL": es_url}
+    started.extend(
         s.name for s in (services.Kafka(), services.Elasticsearch()) if s.running_pid() is None
-    ]
+    )
     services.up()
-    endpoints = {
+    return {
         "KAFKA_BOOTSTRAP_SERVERS": services.Kafka().endpoint,
         "ELASTICSEARCH_URL": services.Elasticsearch().endpoint,
     }
-    return endpoints, started
 
 
 def ensure_topics(bootstrap: str) -> None:
@@ -92,91 +94,96 @@ def dev_token(secret: str) -> str:
     return jwt.encode(claims, secret, algorithm="HS256")
 
 
-def _spawn(
-    log_dir: Path, name: str, command: list[str], env: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log = (log_dir / f"{name}.log").open("ab")
-    print(f"run: starting {name} (log: {log_dir / f'{name}.log'})")
-    return subprocess.Popen(
-        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+class StopOnSignal:
+    """SIGINT or SIGTERM only sets a flag, checked between steps: an exception raised at any
+    point could leave a service or child started but not yet recorded, hence never stopped."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGINT, self._request)
+        signal.signal(signal.SIGTERM, self._request)
+
+    def _request(self, _signum: int, _frame: FrameType | None) -> None:
+        self.requested = True
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback http
+            return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def wait_ready(supervisor: Any, health: dict[str, str], stop: StopOnSignal) -> bool:
+    """Until every child answers its health URL, restarting those that die; False when
+    stopped first. `health` maps a child's name to its URL."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    waiting = dict(health)
+    while waiting and not stop.requested:
+        supervisor.check()
+        waiting = {name: url for name, url in waiting.items() if not _answers(url)}
+        if waiting and time.monotonic() > deadline:
+            logs = {child.name: child.log_path for child in supervisor.children}
+            name, url = next(iter(waiting.items()))
+            raise RuntimeError(
+                f"{name} did not answer {url} in {READY_TIMEOUT_S:.0f}s; see {logs[name]}"
+            )
+        time.sleep(0.5)
+    return not waiting
+
+
+def print_banner(token: str) -> None:
+    base = f"http://127.0.0.1:{API_PORT}"
+    print(f"\nAPI:    {base}/api/v1/audit-logs   (docs: {base}/docs)")
+    print(f"Viewer: {base}/#token={token}")
+    print(f"Token:  {token}")
+    print(f'Try:    curl -H "Authorization: Bearer {token}" {base}/api/v1/audit-logs')
+    print(
+        f"Demo:   {BIN / 'audit-log'} demo --rate 50 --count 500 --days 1"
+        "   (Ctrl-C here stops everything)\n",
+        flush=True,
     )
 
 
-def _wait_http(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    name = log.stem
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with code {process.returncode}; see {log}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback http
-                return
-        except (urllib.error.URLError, OSError):
-            time.sleep(0.5)
-    raise RuntimeError(f"{name} did not answer {url} in {READY_TIMEOUT_S:.0f}s; see {log}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
+def serve(services: ModuleType, supervisor: Any, started: list[str], stop: StopOnSignal) -> None:
+    """Services, topics, then the worker and the API, supervised until `stop`."""
+    endpoints = start_services(services, started)
+    if stop.requested:
         return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+    log_dir = services.state_dir() / "run"
+    secret = os.environ.get("AUDIT_JWT_SECRET") or secrets.token_urlsafe(32)
+    env = {**os.environ, **endpoints, "AUDIT_JWT_SECRET": secret, "AUDIT_ENV": "development"}
+    env.setdefault("AUDIT_API_PORT", str(API_PORT))
+    env.setdefault("AUDIT_WORKER_PORT", str(WORKER_PORT))
+    ensure_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"])
+    if stop.requested:
+        return
+    supervisor.start("worker", [str(BIN / "audit-worker")], env, log_dir / "worker.log")
+    supervisor.start("api", [str(BIN / "audit-api")], env, log_dir / "api.log")
+    health = {
+        "worker": f"http://127.0.0.1:{WORKER_PORT}/healthz",
+        "api": f"http://127.0.0.1:{API_PORT}/healthz",
+    }
+    if wait_ready(supervisor, health, stop):
+        print_banner(dev_token(secret))
+    while not stop.requested:
+        supervisor.check()
+        time.sleep(0.2)
 
 
 def main() -> int:
-    services = _services_module()
-    children: list[subprocess.Popen[bytes]] = []
+    services, supervision = _load("services"), _load("supervisor")
+    supervisor = supervision.Supervisor()
     started: list[str] = []
-    stopping = False
-
-    def request_stop(_signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
+    stop = StopOnSignal()
     try:
-        endpoints, started = start_services(services)
-        log_dir = services.state_dir() / "run"
-        secret = os.environ.get("AUDIT_JWT_SECRET") or secrets.token_urlsafe(32)
-        env = {**os.environ, **endpoints, "AUDIT_JWT_SECRET": secret, "AUDIT_ENV": "development"}
-        env.setdefault("AUDIT_API_PORT", str(API_PORT))
-        env.setdefault("AUDIT_WORKER_PORT", str(WORKER_PORT))
-        ensure_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"])
-        worker = _spawn(log_dir, "worker", [str(BIN / "audit-worker")], env)
-        children.append(worker)
-        api = _spawn(log_dir, "api", [str(BIN / "audit-api")], env)
-        children.append(api)
-        _wait_http(f"http://127.0.0.1:{WORKER_PORT}/healthz", worker, log_dir / "worker.log")
-        _wait_http(f"http://127.0.0.1:{API_PORT}/healthz", api, log_dir / "api.log")
-        token = dev_token(secret)
-        base = f"http://127.0.0.1:{API_PORT}"
-        print(f"\nAPI:    {base}/api/v1/audit-logs   (docs: {base}/docs)")
-        print(f"Viewer: {base}/#token={token}")
-        print(f"Token:  {token}")
-        print(f'Try:    curl -H "Authorization: Bearer {token}" {base}/api/v1/audit-logs')
-        print(
-            f"Demo:   {BIN / 'audit-log'} demo --rate 50 --count 500 --days 1"
-            "   (Ctrl-C here stops everything)\n"
-        )
-        while not stopping:
-            for child in children:
-                if child.poll() is not None:
-                    raise RuntimeError(
-                        f"a process exited with code {child.returncode}; see {log_dir}"
-                    )
-            time.sleep(0.5)
-    except (RuntimeError, services.ServiceError) as error:
+        serve(services, supervisor, started, stop)
+    except (RuntimeError, services.ServiceError, supervision.GaveUp) as error:
         print(f"run: {error}", file=sys.stderr)
         return 1
     finally:
-        for child in reversed(children):
-            _stop(child)
+        supervisor.stop_all()
         if started:
             services.down(started)
     print("run: stopped")

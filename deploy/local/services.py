@@ -10,8 +10,9 @@ Standard library only, so it runs before any virtual environment exists.
 Both come from their official artifacts on Maven Central, resolved by Maven with strict
 checksums (a download whose published checksum is missing or wrong is refused) into a
 cache outside the repository, so a second run downloads nothing. Data, logs and pid files
-live in the git-ignored `.local/` folder. Elasticsearch refuses to run as root, so when we
-are root it runs as an unprivileged system user created on first use.
+live in a state folder outside the checkout, one per checkout (see `state_dir`).
+Elasticsearch refuses to run as root, so when we are root it runs as an unprivileged system
+user created on first use; root never trusts a file that user can write (see `_Service`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -76,7 +78,81 @@ def cache_dir() -> Path:
 
 
 def state_dir() -> Path:
-    return Path(os.environ.get("AUDIT_STATE_DIR", str(REPO_ROOT / ".local")))
+    """Outside the checkout: a clone in a private folder (root's 0700 home, say) would be out
+    of the Elasticsearch user's reach. One folder per checkout, named after its path, so two
+    clones never share data. `AUDIT_STATE_DIR` overrides."""
+    if os.environ.get("AUDIT_STATE_DIR"):
+        return Path(os.environ["AUDIT_STATE_DIR"])
+    if os.geteuid() == 0:
+        return Path("/var/lib/partner-audit-log") / _checkout_id()
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "partner-audit-log" / _checkout_id()
+
+
+def _checkout_id() -> str:
+    digest = hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:12]
+    return f"{REPO_ROOT.name}-{digest}"
+
+
+def legacy_state_dir() -> Path | None:
+    """Where state lived before (`.local/` in the checkout): services started from there are
+    still found, reused and stopped, so an upgrade never orphans a running service."""
+    if os.environ.get("AUDIT_STATE_DIR"):
+        return None
+    legacy = REPO_ROOT / ".local"
+    return None if legacy == state_dir() else legacy
+
+
+def _mkdirs(path: Path) -> None:
+    """`mkdir -p` with mode 0755 whatever the umask: the Elasticsearch user walks through."""
+    missing: list[Path] = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir()
+            folder.chmod(0o755)
+
+
+def _own_folder(path: Path) -> None:
+    """A folder only we can write, for the files we read back or open for writing (pid files,
+    the launcher's log). Taken back if an earlier version handed it to the service user."""
+    _mkdirs(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError as error:
+        raise _not_a_folder(path) from error
+    try:
+        if os.fstat(fd).st_uid != os.geteuid():
+            os.fchown(fd, os.geteuid(), os.getegid())
+        os.fchmod(fd, 0o755)
+    finally:
+        os.close(fd)
+
+
+def _not_a_folder(path: Path) -> ServiceError:
+    return ServiceError(f"{path} must be a folder, not a link: remove it and run again")
+
+
+def _write_own_file(path: Path, text: str) -> None:
+    """Replace `path` (in a folder of ours) by a file of ours, never writing through a link."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(temporary, path)
+
+
+def _open_own_log(path: Path) -> int:
+    """An append descriptor on `path` (in a folder of ours); a link or someone else's file
+    there is removed first, so we never write where another user points us."""
+    with contextlib.suppress(FileNotFoundError):
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode) or info.st_uid != os.geteuid():
+            path.unlink()
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
 
 
 # --------------------------------------------------------------------------- java
@@ -240,7 +316,7 @@ def elasticsearch_home() -> Path:
     if marker.exists():
         return home
     shutil.rmtree(target, ignore_errors=True)
-    target.mkdir(parents=True)
+    _mkdirs(target)
     print(f"services: fetching Elasticsearch {ES_VERSION} (first run only)")
     _run_maven(
         [
@@ -281,18 +357,42 @@ def _port_open(port: int) -> bool:
         return sock.connect_ex((HOST, port)) == 0
 
 
-def _pid_alive(pid_file: Path) -> int | None:
+def _read_pid(pid_file: Path) -> int | None:
     try:
         pid = int(pid_file.read_text().strip())
     except (OSError, ValueError):
         return None
+    return pid if pid > 1 else None
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a service's process looks like: its user, a word of its command line (the program)
+    and its state folder, which its command line names (config, pid or log4j file)."""
+
+    uid: int
+    program: str
+    folder: Path
+
+
+def why_not_ours(pid: int, expected: Expected) -> str | None:
+    """None when `pid` is the expected service leading its process group; otherwise why not.
+    A pid file is only a hint: it may be stale (pid reused) or written by someone else."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    return pid
+        status = Path(f"/proc/{pid}/status").read_text()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        group = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, ValueError, IndexError):
+        return "not running"
+    uids = next(line.split()[1:3] for line in status.splitlines() if line.startswith("Uid:"))
+    command = " ".join(arg.decode(errors="replace") for arg in argv if arg)
+    if {int(uid) for uid in uids} != {expected.uid}:
+        return f"it runs as uid {uids[0]}, not {expected.uid}"
+    if expected.program not in command or f"{expected.folder}/" not in command:
+        return f"its command line is not {expected.program} of {expected.folder}: {command[:120]}"
+    if group != pid:
+        return "it does not lead its process group"
+    return None
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float, failed: Callable[[], bool]) -> bool:
@@ -367,14 +467,46 @@ def _tail(path: Path, lines: int = 5) -> str:
 
 
 class _Service:
-    """What both services share: a pid file naming a process-group leader, and its ports."""
+    """What both services share: a pid file naming a process-group leader, and its ports.
+
+    The pid file and the launcher's log live in the service's folder, which only we can write
+    (Elasticsearch gets data, logs and config folders of its own inside it). A pid is signalled
+    only once its owner and command line show it is this service (`why_not_ours`)."""
 
     name = ""
+    program = ""  # a word of the service's command line
+    pid_name = ""
     root: Path
-    pid_file: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / self.pid_name
+
+    def expected_uid(self) -> int | None:
+        return os.geteuid()
+
+    def _candidates(self) -> list[tuple[Path, Expected]]:
+        """Our pid file, then the one an earlier version left in the checkout's `.local/`."""
+        uid = self.expected_uid()
+        if uid is None:
+            return []
+        folders = [self.root]
+        legacy = legacy_state_dir()
+        if legacy is not None:
+            folders.append(legacy / self.root.name)
+        return [(folder / self.pid_name, Expected(uid, self.program, folder)) for folder in folders]
+
+    def running(self) -> tuple[int, Path] | None:
+        """The pid of this service and the state folder it runs from, when it runs."""
+        for pid_file, expected in self._candidates():
+            pid = _read_pid(pid_file)
+            if pid is not None and why_not_ours(pid, expected) is None:
+                return pid, expected.folder
+        return None
 
     def running_pid(self) -> int | None:
-        return _pid_alive(self.pid_file)
+        found = self.running()
+        return found[0] if found else None
 
     def _refuse_taken_ports(self, ports: tuple[int, ...], settings: str) -> None:
         for port in ports:
@@ -391,7 +523,8 @@ class _Service:
         user: tuple[int, int] | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start `command` as leader of a new process group and record it in the pid file."""
-        with log.open("ab") as out:
+        out = _open_own_log(log)
+        try:
             process = subprocess.Popen(
                 command,
                 stdout=out,
@@ -404,16 +537,29 @@ class _Service:
                 group=user[1] if user else None,
                 extra_groups=[] if user else None,
             )
-        self.pid_file.write_text(str(process.pid))
+        finally:
+            os.close(out)
+        _write_own_file(self.pid_file, str(process.pid))
         return process
 
     def down(self) -> str:
-        pid = self.running_pid()
-        if pid is None:
-            return f"{self.name} not running"
-        _stop_pid(pid, self.name)
-        self.pid_file.unlink(missing_ok=True)
-        return f"{self.name} stopped"
+        for pid_file, expected in self._candidates():
+            pid = _read_pid(pid_file)
+            if pid is None:
+                continue
+            why = why_not_ours(pid, expected)
+            if why is None:
+                _stop_pid(pid, self.name)
+                pid_file.unlink(missing_ok=True)
+                return f"{self.name} stopped"
+            if why != "not running":
+                print(
+                    f"services: {pid_file} names pid {pid}, which is not this {self.name} "
+                    f"({why}); left it alone",
+                    flush=True,
+                )
+            pid_file.unlink(missing_ok=True)
+        return f"{self.name} not running"
 
 
 # --------------------------------------------------------------------------- kafka
@@ -421,10 +567,11 @@ class _Service:
 
 class Kafka(_Service):
     name = "kafka"
+    program = "kafka.Kafka"
+    pid_name = "kafka.pid"
 
     def __init__(self) -> None:
         self.root = state_dir() / "kafka"
-        self.pid_file = self.root / "kafka.pid"
         self.log_file = self.root / "logs" / "server.out"
 
     @property
@@ -439,6 +586,7 @@ class Kafka(_Service):
         )
         java = find_java("Kafka", 11, 99, ["KAFKA_JAVA_HOME", "JAVA_HOME"])
         libs = kafka_libs()
+        _own_folder(self.root)
         config = self._write_config()
         self._format_storage(java, libs, config)
         self._start(java, libs, config)
@@ -542,16 +690,33 @@ def _read(path: Path) -> str:
 
 
 class Elasticsearch(_Service):
+    """Our folder holds the launcher's pid file and console log; `config`, `data` and `logs`
+    inside it belong to the service user, who writes them (its keystore goes to `config`)."""
+
     name = "elasticsearch"
+    program = "elasticsearch"
+    # Our pid file names the launcher, leader of the process group we stop.
+    pid_name = "launcher.pid"
 
     def __init__(self) -> None:
         self.root = state_dir() / "elasticsearch"
-        # Our pid file names the launcher, leader of the process group we stop;
-        # the server JVM writes its own pid to server.pid.
-        self.pid_file = self.root / "launcher.pid"
-        self.server_pid_file = self.root / "server.pid"
+        self.config_dir = self.root / "config"
+        self.data_dir = self.root / "data"
         self.log_dir = self.root / "logs"
-        self.out_file = self.log_dir / "console.out"
+        # The server JVM writes its own pid: into a folder of the service user's, never ours.
+        self.server_pid_file = self.log_dir / "server.pid"
+        self.out_file = self.root / "console.out"
+
+    def expected_uid(self) -> int | None:
+        """The service user's uid when we are root (None: no such user, so nothing to find)."""
+        if os.geteuid() != 0:
+            return os.geteuid()
+        import pwd
+
+        try:
+            return pwd.getpwnam(SERVICE_USER).pw_uid
+        except KeyError:
+            return None
 
     @property
     def endpoint(self) -> str:
@@ -576,23 +741,44 @@ class Elasticsearch(_Service):
         java = find_java("Elasticsearch", 17, 24, ["ES_JAVA_HOME", "JAVA_HOME"])
         home = elasticsearch_home()
         user = _service_user()
-        config = self._write_config(home, user)
+        _mkdirs(state_dir())
+        _own_folder(self.root)
+        if user is not None:
+            self._check_reach(home, user)
+        config = self._write_config(home)
+        if user is not None:
+            for folder in (config, self.data_dir, self.log_dir):
+                _hand_over(folder, user)
         self._start(java, home, config, user)
         return f"elasticsearch ready at {self.endpoint}"
 
-    def _write_config(self, home: Path, user: tuple[int, int] | None) -> Path:
-        config = self.root / "config"
-        if config.exists():
-            shutil.rmtree(config)
+    def _check_reach(self, home: Path, user: tuple[int, int]) -> None:
+        # Unpacked under a strict umask, the distribution may be root's only: open it up.
+        _make_readable(home.parent)
+        if not _user_can(user, "-x", self.root):
+            raise ServiceError(
+                f"Elasticsearch runs as user {SERVICE_USER}, who cannot reach {self.root}; set "
+                "AUDIT_STATE_DIR to a folder every user can traverse, or unset it"
+            )
+        if not _user_can(user, "-r", home / "bin" / "elasticsearch"):
+            raise ServiceError(
+                f"Elasticsearch runs as user {SERVICE_USER}, who cannot read {home}; set "
+                "AUDIT_CACHE_DIR to a folder every user can traverse, or unset it"
+            )
+
+    def _write_config(self, home: Path) -> Path:
+        """A fresh copy of the distribution's config, rewritten on every start."""
+        config = self.config_dir
+        _remove(config)
         shutil.copytree(home / "config", config)
-        (self.root / "data").mkdir(parents=True, exist_ok=True)
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
         (config / "elasticsearch.yml").write_text(
             "\n".join(
                 [
                     "cluster.name: partner-audit-log-local",
                     "node.name: local-1",
-                    f"path.data: {self.root / 'data'}",
+                    f"path.data: {self.data_dir}",
                     f"path.logs: {self.log_dir}",
                     f"network.host: {HOST}",
                     f"http.port: {ES_PORT}",
@@ -607,10 +793,6 @@ class Elasticsearch(_Service):
         )
         (config / "jvm.options.d").mkdir(exist_ok=True)
         (config / "jvm.options.d" / "heap.options").write_text(f"-Xms{ES_HEAP}\n-Xmx{ES_HEAP}\n")
-        if user is not None:
-            _ensure_reachable(self.root, user)
-            for path in [self.root, *self.root.rglob("*")]:
-                os.chown(path, *user)
         return config
 
     def _start(self, java: Java, home: Path, config: Path, user: tuple[int, int] | None) -> None:
@@ -666,8 +848,8 @@ def _service_user() -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
-def _ensure_reachable(path: Path, user: tuple[int, int]) -> None:
-    """The service user must be able to walk down to its data folder."""
+def _user_can(user: tuple[int, int], test: str, path: Path) -> bool:
+    """`test <test> <path>` as the service user: can it walk to or read what it needs?"""
     probe = subprocess.run(
         [
             "setpriv",
@@ -675,16 +857,52 @@ def _ensure_reachable(path: Path, user: tuple[int, int]) -> None:
             f"--regid={user[1]}",
             "--clear-groups",
             "test",
-            "-x",
-            str(path.parent),
+            test,
+            str(path),
         ],
         check=False,
     )
-    if probe.returncode != 0:
-        raise ServiceError(
-            f"Elasticsearch runs as user {SERVICE_USER}, who cannot reach {path.parent}; set "
-            "AUDIT_STATE_DIR to a folder every user can traverse (e.g. /var/tmp/partner-audit-log)"
-        )
+    return probe.returncode == 0
+
+
+def _remove(path: Path) -> None:
+    """Delete a file, link or folder tree; shutil.rmtree works on descriptors and never
+    follows a link the service user may have planted inside."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
+
+
+def _hand_over(folder: Path, user: tuple[int, int]) -> None:
+    """Give `folder` and what is in it to the service user without ever following a link:
+    lchown relative to folder descriptors, os.fwalk not descending into links. A file with
+    several hard links may be a file from elsewhere, so it keeps its owner."""
+    if folder.is_symlink() or not folder.is_dir():
+        raise _not_a_folder(folder)
+    os.chown(folder, *user, follow_symlinks=False)
+    for _, folders, files, folder_fd in os.fwalk(folder, follow_symlinks=False):
+        for name in folders + files:
+            with contextlib.suppress(FileNotFoundError):
+                info = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+                if info.st_uid == user[0] or stat.S_ISLNK(info.st_mode):
+                    continue
+                if not stat.S_ISDIR(info.st_mode) and info.st_nlink > 1:
+                    continue
+                os.chown(name, *user, dir_fd=folder_fd, follow_symlinks=False)
+
+
+def _make_readable(tree: Path) -> None:
+    """Folders 0755 and files readable by all (executables runnable by all), links untouched:
+    the service user runs the distribution that root unpacked."""
+    for _, _, files, folder_fd in os.fwalk(tree, follow_symlinks=False):
+        os.fchmod(folder_fd, os.fstat(folder_fd).st_mode | 0o755)
+        for name in files:
+            info = os.stat(name, dir_fd=folder_fd, follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode):
+                wanted = info.st_mode | 0o444 | (0o111 if info.st_mode & 0o100 else 0)
+                if wanted != info.st_mode:
+                    os.chmod(name, wanted, dir_fd=folder_fd)
 
 
 # --------------------------------------------------------------------------- commands
@@ -714,13 +932,16 @@ def down(names: list[str] | None = None) -> None:
 
 def status() -> None:
     for service in _selected([]):
-        pid = service.running_pid()
-        if pid is None:
+        found = service.running()
+        if found is None:
             print(f"{service.name}: stopped")
             continue
+        pid, folder = found
         rss = _rss_mib(pid)
         memory = f", {rss:.0f} MiB resident" if rss else ""
-        print(f"{service.name}: running at {service.endpoint} (pid {pid}{memory})")
+        legacy = "" if folder == service.root else f"; from the old {folder.parent}: down, then up"
+        print(f"{service.name}: running at {service.endpoint} (pid {pid}{memory}{legacy})")
+    print(f"state folder: {state_dir()}")
 
 
 def print_env() -> None:
@@ -730,8 +951,12 @@ def print_env() -> None:
 
 def clean() -> None:
     down()
-    shutil.rmtree(state_dir() / "kafka", ignore_errors=True)
-    shutil.rmtree(state_dir() / "elasticsearch", ignore_errors=True)
+    legacy = legacy_state_dir()
+    for base in [state_dir(), *([legacy] if legacy else [])]:
+        for name in SERVICES:
+            _remove(base / name)
+        with contextlib.suppress(OSError):
+            base.rmdir()  # only when nothing else (`make run`'s logs) is left in it
     print(f"services: removed data and logs under {state_dir()}")
 
 
