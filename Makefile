@@ -8,7 +8,8 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit test-reliability lint services-up services-down \
-	services-status services-clean kibana-import bench bench-quick bench-clean clean
+	services-status services-clean kibana-import bench bench-quick bench-clean clean \
+	images
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -69,6 +70,9 @@ lint: install ## ruff and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+
+images: ## Build the worker and API images (podman or docker; a local base when no registry answers)
+	@$(PYTHON) deploy/docker/images.py build
 
 kibana-import: ## Load the Kibana data view, saved search and dashboard (KIBANA_URL, default http://127.0.0.1:5601)
 	@$(PYTHON) deploy/kibana/import.py

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import Consumer, ConsumerGroupState, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -449,6 +449,46 @@ def record_figures(test: str, **figures: Any) -> None:
 
 
 # --------------------------------------------------------------------------- outages
+
+
+class Stoppable(Protocol):
+    """A worker process (Worker) or container (tests/integration/containers.py)."""
+
+    def metric(self, name: str, **labels: str) -> float: ...
+
+    def stop(self, timeout_s: float = 60) -> int: ...
+
+
+def stop_mid_batch(
+    es: Elasticsearch,
+    config: WorkerConfig,
+    proxy: CuttableProxy,
+    worker: Stoppable,
+    dataset: Dataset,
+) -> int:
+    """Cut Elasticsearch (`proxy`, for this worker only) during a batch, then SIGTERM: the
+    worker must exit 0 within 30 s and leave the batch uncommitted, every committed offset
+    indexed. Needs one partition and no poison, so that offset i is event `{run}-{i}`.
+    Returns the committed offset; `proxy` is restored for the next worker."""
+    wait_until(lambda: indexed_count(es, config.index_prefix) >= 500, 120, "first batches")
+    proxy.cut()
+    wait_until(
+        lambda: worker.metric("audit_worker_es_retries_total") > 0,
+        60,
+        "the worker to retry a batch against the missing Elasticsearch",
+    )
+    before = committed_offsets(config.kafka_bootstrap, config.group_id, config.topic, 1)[0]
+    stopping = time.monotonic()
+    assert worker.stop(timeout_s=60) == 0
+    assert time.monotonic() - stopping < 30, "SIGTERM took too long"
+    after = committed_offsets(config.kafka_bootstrap, config.group_id, config.topic, 1)[0]
+    assert after == before, "the abandoned batch was committed on the way out"
+    run = next(iter(dataset.valid_ids)).rsplit("-", 1)[0]
+    indexed = set(indexed_ids(es, config.index_prefix))
+    assert {f"{run}-{i}" for i in range(after)} <= indexed, "committed past unindexed"
+    assert after < dataset.total, "nothing was in flight: the stop proved nothing"
+    proxy.restore()
+    return after
 
 
 class CuttableProxy:
