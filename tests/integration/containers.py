@@ -2,7 +2,7 @@
 
 The engine is podman or docker, whichever answers (deploy/docker/images.py decides). Where
 none does, or no base image can be had, the tests that need one are skipped with the reason;
-with AUDIT_REQUIRE_CONTAINERS=1 (set by .ci/run, which installs podman) they fail instead,
+with AUDIT_REQUIRE_DEPLOY_CHECKS=1 (set by .ci/run, which installs podman) they fail instead,
 so CI never passes by skipping them.
 """
 
@@ -40,8 +40,8 @@ def load_images_module() -> ModuleType:
 
 def cannot_run(reason: str) -> None:
     """Skip, or fail where the run must exercise containers (CI)."""
-    if os.environ.get("AUDIT_REQUIRE_CONTAINERS") == "1":
-        pytest.fail(f"AUDIT_REQUIRE_CONTAINERS=1 but {reason}", pytrace=False)
+    if os.environ.get("AUDIT_REQUIRE_DEPLOY_CHECKS") == "1":
+        pytest.fail(f"AUDIT_REQUIRE_DEPLOY_CHECKS=1 but {reason}", pytrace=False)
     pytest.skip(reason)
 
 
