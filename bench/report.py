@@ -14,7 +14,7 @@ from bench.common import REPO, RESULTS, log, read_result
 
 DOC = REPO / "docs" / "benchmarks.md"
 ANALYSIS = REPO / "bench" / "analysis.md"
-NAMES = ("b1_ingest", "b2_latency", "b3_query", "b4_export", "b5_large")
+NAMES = ("b1_ingest", "b1a_core", "b2_latency", "b3_query", "b4_export", "b5_large")
 KIND_LABELS = {
     "search_24h": "search 24 h",
     "search_7d": "search 7 d",
@@ -245,6 +245,27 @@ def section_b1(r: dict[str, Any], plot: str | None) -> list[str]:
     ]
 
 
+def section_b1a(r: dict[str, Any]) -> list[str]:
+    met = r["targets"]["core_events_per_s"]["met"]
+    return [
+        f"## B1a pure core ({r['mode']} run: {r['n_events']:,} events, one core, "
+        f"batches of {r['batch_size']})",
+        "",
+        "| | events/s (CPU time) | events/s (wall) |",
+        "|---|---:|---:|",
+        f"| core: value bytes -> bulk-ready bytes | {_fmt(r['core_events_per_s'])} | "
+        f"{_fmt(r['core_wall_events_per_s'])} |",
+        f"| floor: `orjson.loads` + `orjson.dumps` of the same documents | "
+        f"{_fmt(r['floor_events_per_s'])} | |",
+        "",
+        f"Core / floor: **{_fmt(r['ratio'])}** (median of {len(r['rounds'])} alternating "
+        f"rounds). Core target >= 15,000 events/s on one core: {_ok(met)}. Values "
+        f"{r['mean_value_bytes']:,.0f} bytes, documents {r['mean_source_bytes']:,.0f} bytes "
+        "on average.",
+        "",
+    ]
+
+
 def section_b2(r: dict[str, Any], plot: str | None) -> list[str]:
     s = r["latency_ms"]
     return [
@@ -424,6 +445,8 @@ def write_all() -> None:
     if "b1_ingest" in found:
         r, s = found["b1_ingest"]
         lines += section_b1(r, _plot(plot_b1, r, s))
+    if "b1a_core" in found:
+        lines += section_b1a(found["b1a_core"][0])
     if "b2_latency" in found:
         r, s = found["b2_latency"]
         lines += section_b2(r, _plot(plot_b2, r, s))

@@ -1,4 +1,4 @@
-"""``python -m bench.run [--quick] [--only B1,B2,B3,B4,B5] [--profile]``: QUALITY.md's B1-B5.
+"""``python -m bench.run [--quick] [--only B1,B1a,B2,B3,B4,B5] [--profile]``: QUALITY.md's B1-B5.
 
 Needs Kafka and Elasticsearch (``python3 deploy/local/services.py up``, or
 ``KAFKA_BOOTSTRAP_SERVERS`` / ``ELASTICSEARCH_URL``) and the project installed in the venv
@@ -24,6 +24,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "b1_n": 200_000,
         "b1_workers": 1,
+        "b1a_n": 20_000,
         "b2_n": 5_000,
         "b2_rate": 500,
         "b3_n": 5_000_000,
@@ -37,6 +38,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "quick": {
         "b1_n": 20_000,
         "b1_workers": 1,
+        "b1a_n": 5_000,
         "b2_n": 1_000,
         "b2_rate": 500,
         "b3_n": 200_000,
@@ -48,7 +50,7 @@ SIZES: dict[str, dict[str, Any]] = {
         "b5_n": 500,
     },
 }
-BENCHES = ("B1", "B2", "B3", "B4", "B5")
+BENCHES = ("B1", "B1A", "B2", "B3", "B4", "B5")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -129,13 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         f"Elasticsearch {env['elasticsearch'].get('version')}, Kafka {env['kafka']}"
     )
 
-    from bench import b1_ingest, b2_latency, b3_query, b4_export, b5_large
+    from bench import b1_ingest, b1a_core, b2_latency, b3_query, b4_export, b5_large
 
     jobs: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
         "B1": (
             "b1_ingest",
             lambda: b1_ingest.run(es, sizes["b1_n"], args.profile, sizes["b1_workers"]),
         ),
+        "B1A": ("b1a_core", lambda: b1a_core.run(sizes["b1a_n"])),
         "B2": ("b2_latency", lambda: b2_latency.run(es, sizes["b2_n"], sizes["b2_rate"])),
         "B3": (
             "b3_query",

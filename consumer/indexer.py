@@ -318,7 +318,7 @@ class Indexer:
         try:
             async for _ok, result in async_streaming_bulk(
                 self.client,
-                (action.to_bulk() for action in pending),
+                (action.to_bulk(serialized=True) for action in pending),
                 chunk_size=len(pending),
                 max_chunk_bytes=MAX_CHUNK_BYTES,
                 raise_on_error=False,

@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from schemas.dead_letter import REASON_NORMALIZATION_FAILED
 from schemas.document import NAMESPACE, stored_log
-from schemas.event import InvalidEvent, parse_event
+from schemas.event import InvalidEvent
+from schemas.event_fast import parse_event
 
 log = logging.getLogger(__name__)
 
@@ -40,14 +43,17 @@ class IndexAction:
     document: Mapping[str, Any]
     #: The content fingerprint (also in the document): tells a redelivery from a reused id.
     fingerprint: str = ""
+    #: The document as JSON, serialized once in the pure core and sent as is (empty: not yet).
+    source: bytes = b""
 
-    def to_bulk(self) -> dict[str, Any]:
+    def to_bulk(self, *, serialized: bool = False) -> dict[str, Any]:
+        """The bulk helper's action; `serialized`: with the JSON bytes made by the core."""
         # op_type=create + a deterministic _id: a redelivered event is a 409, never a copy.
         return {
             "_op_type": "create",
             "_index": self.index,
             "_id": self.doc_id,
-            "_source": self.document,
+            "_source": self.source if serialized and self.source else self.document,
         }
 
 
@@ -87,12 +93,14 @@ def process_record(record: RawRecord, index_prefix: str, now: datetime) -> Index
         return DeadLetter(record, invalid.reason, _jsonable_errors(invalid.errors))
     try:
         index, doc_id, document = stored_log(index_prefix, event, now)
+        # Serialized here, once, in the worker thread: the bulk call sends these bytes as is.
+        source = orjson.dumps(document)
     except Exception as error:  # a normalization bug must not stop the worker: dead-letter it
         log.exception(
             "normalization failed at %s/%s@%s", record.topic, record.partition, record.offset
         )
         return DeadLetter(record, REASON_NORMALIZATION_FAILED, {"_document": [repr(error)]})
-    return IndexAction(record, index, doc_id, document, document[NAMESPACE]["fingerprint"])
+    return IndexAction(record, index, doc_id, document, document[NAMESPACE]["fingerprint"], source)
 
 
 def _jsonable_errors(errors: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, post_load, validate, validates
@@ -71,24 +72,21 @@ def parse_rfc3339(text: str) -> datetime:
     if match is None:
         raise ValueError(text)
     year, month, day, hour, minute, second, frac, zulu, sign, off_h, off_m = match.groups()
-    offset = timedelta(0)
-    if not zulu:
-        if int(off_h) > 23 or int(off_m) > 59:
-            raise ValueError(text)
-        offset = timedelta(hours=int(off_h), minutes=int(off_m))
-        offset = -offset if sign == "-" else offset
-    micro = int((frac or "0")[:6].ljust(6, "0"))
+    micro = int(frac[:6].ljust(6, "0")) if frac else 0
+    zone = UTC if zulu else _offset_zone(sign, off_h, off_m)
     local = datetime(
-        int(year),
-        int(month),
-        int(day),
-        int(hour),
-        int(minute),
-        int(second),
-        micro,
-        tzinfo=timezone(offset),
+        int(year), int(month), int(day), int(hour), int(minute), int(second), micro, tzinfo=zone
     )
-    return local.astimezone(UTC)
+    return local if zulu else local.astimezone(UTC)
+
+
+@lru_cache(maxsize=256)
+def _offset_zone(sign: str, hours: str, minutes: str) -> timezone:
+    # A few offsets recur in every stream: one zone object each (this runs once per event).
+    if int(hours) > 23 or int(minutes) > 59:
+        raise ValueError(f"{sign}{hours}:{minutes}")
+    offset = timedelta(hours=int(hours), minutes=int(minutes))
+    return timezone(-offset if sign == "-" else offset)
 
 
 def _fullmatch(pattern: re.Pattern[str], rule: str) -> validate.Validator:
