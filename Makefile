@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit test-reliability lint services-up services-down \
 	services-status services-clean kibana-import bench bench-quick bench-clean clean \
-	images k8s-tools
+	images k8s-tools deploy-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -73,6 +73,13 @@ lint: install ## ruff and mypy
 
 images: ## Build the worker and API images (podman or docker; a local base when no registry answers)
 	@$(PYTHON) deploy/docker/images.py build
+
+$(VENV)/.deploy-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[dev,deploy]'
+	@touch $@
+
+deploy-check: $(VENV)/.deploy-installed ## Opt-in: compose stack up with podman-compose (stand-ins where no registry), demo stream through it, all torn down
+	@$(PY) deploy/docker/compose_check.py
 
 KUSTOMIZE_VERSION ?= v5.7.1
 $(VENV)/bin/kustomize: | $(VENV)/.installed

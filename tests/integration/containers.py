@@ -51,20 +51,23 @@ class Container:
     Host networking: the containers reach the shared local Kafka and Elasticsearch on
     127.0.0.1 exactly as the processes of the other tests do, and the test reaches them."""
 
-    def __init__(self, engine: str, image: str, env: Mapping[str, str], env_dir: Path) -> None:
+    def __init__(self, engine: str, image: str, env: Mapping[str, str]) -> None:
         self.engine = engine
         self.name = f"audit-test-{uuid.uuid4().hex[:10]}"
-        # An env file keeps the secrets off every process's command line.
-        env_file = env_dir / f"{self.name}.env"
-        env_file.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
+        # `--env NAME` takes the value from the engine's own environment: secrets stay off
+        # every command line, and multi-line values (PEM keys) need no quoting.
+        names = [arg for name in env for arg in ("--env", name)]
         self._cli(
-            *("run", "--detach", "--name", self.name, "--network", "host"),
-            *("--env-file", str(env_file), "--label", "partner-audit-log.test=e2e", image),
+            *("run", "--detach", "--name", self.name, "--network", "host", *names),
+            *("--label", "partner-audit-log.test=e2e", image),
+            env={**os.environ, **env},
         )
 
-    def _cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _cli(
+        self, *args: str, check: bool = True, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
-            [self.engine, *args], capture_output=True, text=True, timeout=120, check=False
+            [self.engine, *args], capture_output=True, text=True, timeout=120, check=False, env=env
         )
         if check and result.returncode != 0:
             raise AssertionError(f"{self.engine} {args[0]} failed: {result.stderr.strip()}")
@@ -115,10 +118,8 @@ class WorkerContainer(Container):
 
     metric = Worker.metric
 
-    def __init__(
-        self, engine: str, image: str, env: Mapping[str, str], env_dir: Path, port: int
-    ) -> None:
+    def __init__(self, engine: str, image: str, env: Mapping[str, str], port: int) -> None:
         self.port = port
         # Host network: bind loopback, not the image's 0.0.0.0, so nothing is exposed.
         env = {**env, "AUDIT_WORKER_PORT": str(port), "AUDIT_WORKER_BIND": "127.0.0.1"}
-        super().__init__(engine, image, env, env_dir)
+        super().__init__(engine, image, env)

@@ -16,7 +16,6 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -117,13 +116,12 @@ def test_an_event_published_with_the_sdk_comes_back_through_the_api_container(
     built: dict[str, str],
     started: list[Container],
     setup: Setup,
-    tmp_path: Path,
 ) -> None:
     config, api_port, partner_id = setup(partitions=1), free_port(), "p-100"
     env = api_env(config, api_port)
-    worker = WorkerContainer(engine, built["worker"], config.env(0), tmp_path, free_port())
+    worker = WorkerContainer(engine, built["worker"], config.env(0), free_port())
     started.append(worker)
-    api = Container(engine, built["api"], env, tmp_path)
+    api = Container(engine, built["api"], env)
     started.append(api)
     wait_healthy(worker, api)
 
@@ -175,7 +173,6 @@ def test_sigterm_stops_the_worker_container_without_losing_the_batch_in_hand(
     setup: Setup,
     es: Any,
     es_proxy: CuttableProxy,
-    tmp_path: Path,
 ) -> None:
     """As tests/integration/test_worker_lifecycle.py proves for the process: Elasticsearch
     goes away (for this worker only) mid-batch, then `stop` sends SIGTERM to the container.
@@ -183,12 +180,12 @@ def test_sigterm_stops_the_worker_container_without_losing_the_batch_in_hand(
     container must redeliver it: nothing lost, nothing doubled."""
     config = dataclasses.replace(setup(partitions=1), es_url=es_proxy.url)
     dataset = produce(config.kafka_bootstrap, config.topic, 3_000, poison_every=0)
-    worker = WorkerContainer(engine, built["worker"], config.env(0), tmp_path, free_port())
+    worker = WorkerContainer(engine, built["worker"], config.env(0), free_port())
     started.append(worker)
     wait_healthy(worker)
     stop_mid_batch(es, config, es_proxy, worker, dataset)
 
-    again = WorkerContainer(engine, built["worker"], config.env(0), tmp_path, free_port())
+    again = WorkerContainer(engine, built["worker"], config.env(0), free_port())
     started.append(again)
     wait_healthy(again)
     wait_all_committed(config.kafka_bootstrap, config.group_id, config.topic, 1, 120, again.running)
