@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -95,9 +96,18 @@ def generate_description(event: dict[str, Any], activity: Activity) -> str:
     return text[:MAX_DESCRIPTION_CHARS]
 
 
+#: What `_compact` leaves out (a module constant: a literal here would be built per value).
+_ABSENT_VALUES: tuple[Any, ...] = (None, {}, [])
+
+
 def _compact(mapping: dict[str, Any]) -> dict[str, Any]:
     """Drop absent values and empty sub-objects, so the document holds only facts."""
-    return {key: value for key, value in mapping.items() if value not in (None, {}, [])}
+    return {key: value for key, value in mapping.items() if value not in _ABSENT_VALUES}
+
+
+def _single(key: str, value: Any) -> dict[str, Any] | None:
+    """``_compact({key: value})`` or None when that is empty (a one-field ECS object)."""
+    return None if value in _ABSENT_VALUES else {key: value}
 
 
 def searchable_values(event: dict[str, Any], description: str) -> list[str | None]:
@@ -114,7 +124,7 @@ def searchable_values(event: dict[str, Any], description: str) -> list[str | Non
     ]
 
 
-def _ecs_part(event: dict[str, Any], description: str, ingested_at: datetime) -> dict[str, Any]:
+def _ecs_part(event: dict[str, Any], description: str, ingested: str) -> dict[str, Any]:
     actor, source = event["actor"], event["source"]
     return _compact(
         {
@@ -127,7 +137,7 @@ def _ecs_part(event: dict[str, Any], description: str, ingested_at: datetime) ->
                     "action": event["action"],
                     "outcome": event["status"],
                     "reason": event.get("status_reason"),
-                    "ingested": iso_ms(ingested_at),
+                    "ingested": ingested,
                     "dataset": DATASET,
                 }
             ),
@@ -140,10 +150,10 @@ def _ecs_part(event: dict[str, Any], description: str, ingested_at: datetime) ->
                     "roles": [actor["role"]] if actor.get("role") else None,
                 }
             ),
-            "organization": _compact(dict(event.get("organization") or {})),
-            "source": _compact({"ip": source.get("ip")}),
-            "user_agent": _compact({"original": source.get("user_agent")}),
-            "service": _compact({"name": source.get("service")}),
+            "organization": _compact(event.get("organization") or {}),
+            "source": _single("ip", source.get("ip")),
+            "user_agent": _single("original", source.get("user_agent")),
+            "service": _single("name", source.get("service")),
             "http": {"request": {"id": source["request_id"]}} if source.get("request_id") else None,
         }
     )
@@ -159,7 +169,7 @@ def _audit_part(event: dict[str, Any], activity: Activity, description: str) -> 
             "activity": {"code": activity.code, "label": activity.label},
             "actor": _compact({"type": actor["type"], "role": actor.get("role")}),
             "source": {"channel": event["source"]["channel"]},
-            "object": _compact(dict(event.get("object") or {})),
+            "object": _compact(event.get("object") or {}),
             "description_generated": not event.get("description"),
             "changes": [dict(change) for change in event.get("changes") or []],
             "metadata": dict(event.get("metadata") or {}),
@@ -169,6 +179,12 @@ def _audit_part(event: dict[str, Any], activity: Activity, description: str) -> 
     )
 
 
+@lru_cache(maxsize=4)
+def _ingested_text(ingested_at: datetime) -> str:
+    # One ingest time serves a whole batch: formatted once, not once per document.
+    return iso_ms(ingested_at)
+
+
 def build_document(event: dict[str, Any], ingested_at: datetime) -> dict[str, Any]:
     """The Elasticsearch document for a validated event (see ``schemas.event``). Pure.
 
@@ -176,7 +192,7 @@ def build_document(event: dict[str, Any], ingested_at: datetime) -> dict[str, An
     """
     activity = get_activity(event["action"])
     description = event.get("description") or generate_description(event, activity)
-    document = _ecs_part(event, description, ingested_at)
+    document = _ecs_part(event, description, _ingested_text(ingested_at))
     document[NAMESPACE] = _audit_part(event, activity, description)
     return document
 

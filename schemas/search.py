@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from functools import lru_cache
 from typing import Any
 
 GRAMS_FIELD = "audit.search.grams"
@@ -35,7 +34,12 @@ MIN_INFIX_TERM = GRAM  # shorter terms can only match the start of a word
 #: Without a cap, a 170 KB actor name became ~1.5 MB of trigram tokens in one document.
 MAX_SEARCH_CHARS = 1024
 
-_PLAIN_GRAM = re.compile(r"[a-z0-9]{3}")
+#: The characters a gram may keep as they are (anything else is hex-encoded).
+_PLAIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_NOT_PLAIN = re.compile(r"[^a-z0-9]")
+#: A letter or digit (`str.isalnum`: re's \w is exactly that plus "_") not preceded by one,
+#: with the character after it if any.
+_WORD_START_PREFIX = re.compile(r"(?<![^\W_])[^\W_].?", re.DOTALL)
 
 
 def fold(text: str) -> str:
@@ -50,14 +54,28 @@ def encode_gram(gram: str) -> str:
     non-ASCII) becomes ``x`` + hex of its UTF-8 bytes. The two forms cannot collide: a plain
     token has 3 characters, an encoded one at least 7.
     """
-    if _PLAIN_GRAM.fullmatch(gram):
+    if len(gram) == GRAM and all(ch in _PLAIN_CHARS for ch in gram):
         return gram
     return "x" + gram.encode("utf-8").hex()
 
 
 def gram_tokens(chunk: str) -> list[str]:
-    """The encoded overlapping trigrams of an already folded chunk, in order."""
-    return [encode_gram(chunk[i : i + GRAM]) for i in range(len(chunk) - GRAM + 1)]
+    """The encoded overlapping trigrams of an already folded chunk, in order: ``encode_gram``
+    of each, with the encoding spent only on the grams that touch a non-plain character."""
+    count = len(chunk) - GRAM + 1
+    if count <= 0:
+        return []
+    grams = [chunk[i : i + GRAM] for i in range(count)]
+    for match in _NOT_PLAIN.finditer(chunk):
+        at = match.start()
+        for i in range(max(at - GRAM + 1, 0), min(at + 1, count)):
+            grams[i] = "x" + chunk[i : i + GRAM].encode("utf-8").hex()
+    return grams
+
+
+def pieces(value: str) -> list[str]:
+    """The folded white-space separated pieces of the searchable part of one value."""
+    return fold(value[:MAX_SEARCH_CHARS]).split()
 
 
 def chunks(values: Iterable[str | None]) -> list[str]:
@@ -65,44 +83,68 @@ def chunks(values: Iterable[str | None]) -> list[str]:
     `MAX_SEARCH_CHARS` characters), first-seen order."""
     seen: dict[str, None] = {}
     for value in values:
-        for piece in fold((value or "")[:MAX_SEARCH_CHARS]).split():
+        for piece in pieces(value or ""):
             seen.setdefault(piece, None)
     return list(seen)
 
 
-def word_starts(chunk: str) -> list[int]:
-    """Where words start in a chunk: its beginning, and where letters/digits follow another
-    character (``jane@acme.com``: j, a, c)."""
-    return [
-        i for i, ch in enumerate(chunk) if i == 0 or (ch.isalnum() and not chunk[i - 1].isalnum())
-    ]
-
-
 def word_prefixes(chunk: str) -> set[str]:
-    """The 1- and 2-character substrings of a folded chunk that begin at a word start."""
-    return {chunk[i : i + n] for i in word_starts(chunk) for n in (1, 2) if i + n <= len(chunk)}
+    """The 1- and 2-character substrings of a folded chunk that begin at a word start: its
+    beginning, and where letters/digits follow another character (``jane@acme.com``: j, a,
+    c). A match's second character is never a word start (it follows a letter or digit), so
+    one non-overlapping scan finds them all."""
+    found = _WORD_START_PREFIX.findall(chunk)
+    return {chunk[:1], chunk[:2], *found, *(prefix[0] for prefix in found)} - {""}
 
 
-# Actor names, e-mails, organization and object names repeat from event to event: caching
-# a piece's tokens takes the search representation off the worker's hot path for them.
-# Small bound: one-off pieces (Log IDs) pass through, and the recurring ones stay recent.
-@lru_cache(maxsize=4096)
-def _piece_grams(piece: str) -> str:
-    return " ".join(gram_tokens(piece))
+class PieceCache:
+    """A piece's search tokens, kept for pieces that recur.
+
+    Actor names, e-mails, organization and object names repeat from event to event; Log IDs
+    and request-specific words never do. A piece is kept from its second sighting on, so the
+    one-offs pass through a list of first sightings and never push a recurring piece out.
+    Both are bounded (oldest out first): a few MB whatever the stream.
+    """
+
+    def __init__(self, max_entries: int = 32768) -> None:
+        self.max_entries = max_entries
+        self._tokens: dict[str, tuple[str | None, tuple[str, ...]]] = {}
+        self._seen_once: dict[str, None] = {}
+
+    def tokens(self, piece: str) -> tuple[str | None, tuple[str, ...]]:
+        """(space-joined grams, or None under 3 characters; word-start prefixes)."""
+        found = self._tokens.get(piece)
+        if found is not None:
+            return found
+        made = (
+            " ".join(gram_tokens(piece)) if len(piece) >= GRAM else None,
+            tuple(word_prefixes(piece)),
+        )
+        if piece in self._seen_once:
+            del self._seen_once[piece]
+            self._admit(self._tokens, piece, made)
+        else:
+            self._admit(self._seen_once, piece, None)
+        return made
+
+    def _admit(self, table: dict[str, Any], piece: str, value: Any) -> None:
+        if len(table) >= self.max_entries:
+            del table[next(iter(table))]
+        table[piece] = value
 
 
-@lru_cache(maxsize=4096)
-def _piece_prefixes(piece: str) -> frozenset[str]:
-    return frozenset(word_prefixes(piece))
+_PIECES = PieceCache()
 
 
 def search_representation(values: Iterable[str | None]) -> dict[str, list[str]]:
     """The ``audit.search`` object of a document whose searchable values are ``values``."""
-    pieces = chunks(values)
-    grams = [_piece_grams(piece) for piece in pieces if len(piece) >= GRAM]
+    grams: list[str] = []
     prefixes: set[str] = set()
-    for piece in pieces:
-        prefixes |= _piece_prefixes(piece)
+    for piece in chunks(values):
+        piece_grams, piece_prefixes = _PIECES.tokens(piece)
+        if piece_grams is not None:
+            grams.append(piece_grams)
+        prefixes.update(piece_prefixes)
     return {"grams": grams, "prefixes": sorted(prefixes)}
 
 

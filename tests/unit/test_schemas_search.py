@@ -19,6 +19,7 @@ from schemas.search import (
     GRAMS_FIELD,
     MAX_SEARCH_CHARS,
     PREFIXES_FIELD,
+    PieceCache,
     encode_gram,
     gram_tokens,
     search_representation,
@@ -205,3 +206,27 @@ def test_a_huge_value_makes_a_bounded_representation() -> None:
     search = search_representation(["ü" * 170_000, "é-" * 85_000])
     size = sum(len(element) for element in search["grams"]) + sum(map(len, search["prefixes"]))
     assert size < 2 * MAX_SEARCH_CHARS * len(encode_gram("üüü")) + 100
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from("abz09-.@ _Éé€😀\x00"), max_size=12))
+def test_gram_tokens_encode_each_trigram(chunk: str) -> None:
+    assert gram_tokens(chunk) == [encode_gram(chunk[i : i + 3]) for i in range(len(chunk) - 2)]
+
+
+@settings(max_examples=500)
+@given(st.text(alphabet=st.sampled_from("ab1-.@_(É²\u0301"), max_size=10))
+def test_word_prefixes_start_where_spec_says_words_start(chunk: str) -> None:
+    starts = [
+        i for i, ch in enumerate(chunk) if i == 0 or (ch.isalnum() and not chunk[i - 1].isalnum())
+    ]
+    assert word_prefixes(chunk) == {chunk[i : i + n] for i in starts for n in (1, 2)} - {""}
+
+
+def test_piece_cache_keeps_recurring_pieces_and_lets_one_offs_pass() -> None:
+    cache = PieceCache(max_entries=2)
+    for piece in ("jane", "jane", "one-off-1", "one-off-2", "one-off-3"):
+        grams, prefixes = cache.tokens(piece)
+        assert (grams, set(prefixes)) == (" ".join(gram_tokens(piece)), word_prefixes(piece))
+    assert "jane" in cache._tokens  # seen twice: kept, though three one-offs came after
+    assert len(cache._tokens) <= 2 and len(cache._seen_once) <= 2
