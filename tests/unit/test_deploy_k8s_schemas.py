@@ -122,3 +122,26 @@ def test_the_configmap_reference_carries_its_content_hash(rendered: list[dict[st
             if "configMapRef" in s
         ]
         assert refs == [config["metadata"]["name"]]
+
+
+def mebibytes(quantity: str) -> float:
+    units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
+    return float(quantity[:-2]) * units[quantity[-2:]]
+
+
+@pytest.mark.parametrize(
+    ("deployment", "measured_peak_mib"), [("audit-worker", 206), ("audit-api", 413)]
+)
+def test_memory_requests_cover_the_measured_peaks(
+    rendered: list[dict[str, Any]], deployment: str, measured_peak_mib: float
+) -> None:
+    """The peaks quoted in worker.yaml and api.yaml (tests/rss_under_load.py, benchmarks): a
+    request below them lets the scheduler overcommit the node, a limit at them OOM-kills."""
+    resources = by_kind(rendered, "Deployment", deployment)["spec"]["template"]["spec"][
+        "containers"
+    ][0]["resources"]
+    request = mebibytes(resources["requests"]["memory"])
+    limit = mebibytes(resources["limits"]["memory"])
+    assert resources["requests"]["cpu"]
+    assert measured_peak_mib <= request < limit
+    assert limit >= 1.5 * measured_peak_mib
