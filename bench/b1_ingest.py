@@ -30,6 +30,7 @@ from bench.common import (
     Profiler,
     RssSampler,
     Service,
+    children,
     create_topics,
     delete_topics,
     drop_indices,
@@ -147,10 +148,12 @@ def run_worker(
     profile: bool,
     workers: int = 1,
     extra_env: dict[str, str] | None = None,
+    processes: int = 1,
 ) -> dict[str, Any]:
-    """``workers`` processes in one consumer group (1 = the benchmark; more = scale-out)."""
+    """``workers`` separate ``audit-worker`` commands in one consumer group, each with
+    ``processes`` worker processes (``AUDIT_WORKER_PROCESSES``); 1 x 1 = the benchmark."""
     profiler = Profiler(profile, "b1-worker")
-    extra = extra_env or {}
+    extra = {"AUDIT_WORKER_PROCESSES": str(processes), **(extra_env or {})}
     services = [
         Service(
             "audit-worker",
@@ -164,7 +167,7 @@ def run_worker(
     try:
         for i, each in enumerate(services):
             profiler.attach(each.pid, f"worker{i}" if i else "worker")
-        with RssSampler(lambda: [s.pid for s in services], interval=0.5) as rss:
+        with RssSampler(lambda: [p for s in services for p in (s.pid, *children(s.pid))]) as rss:
             elapsed, series = wait_count(
                 es, f"{prefix}-*", expected, timeout, alive=lambda: all(s.alive() for s in services)
             )
@@ -186,7 +189,7 @@ def run_worker(
         "count_series": series,
         "settings": worker_settings(extra),
         "profiles": profiler.outputs,
-        "processes": workers,
+        "processes": workers * processes,
     }
     if elapsed and startup is not None and elapsed > startup:
         result["steady_events_per_s"] = round(expected / (elapsed - startup), 1)
@@ -244,7 +247,9 @@ def run_baseline(
     }
 
 
-def run(es: Elasticsearch, n: int, profile: bool = False, workers: int = 1) -> dict[str, Any]:
+def run(
+    es: Elasticsearch, n: int, profile: bool = False, workers: int = 1, processes: int = 1
+) -> dict[str, Any]:
     now = utc_now()
     log(f"B1: generating {n:,} events (seed {SEED})")
     events = list(
@@ -264,7 +269,7 @@ def run(es: Elasticsearch, n: int, profile: bool = False, workers: int = 1) -> d
         docs = normalize([value for _, value in records], datetime.now(UTC))
         valid = len(docs)
         log(f"B1: {valid:,} valid distinct events; starting audit-worker")
-        worker = run_worker(es, topic, prefix, valid, profile, workers)
+        worker = run_worker(es, topic, prefix, valid, profile, workers, processes=processes)
         log(f"B1: worker {worker['events_per_s']} events/s, peak RSS {worker['peak_rss_mb']} MB")
         drop_indices(es, prefix)
         baselines = []

@@ -551,6 +551,7 @@ class Profiler:
                     "--output",
                     str(out),
                     "--nonblocking",
+                    "--subprocesses",  # AUDIT_WORKER_PROCESSES: the workers are children
                     "--rate",
                     "50",
                 ],

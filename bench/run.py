@@ -24,6 +24,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "b1_n": 200_000,
         "b1_workers": 1,
+        "b1_processes": 1,
         "b1a_n": 20_000,
         "b2_n": 5_000,
         "b2_rate": 500,
@@ -38,6 +39,7 @@ SIZES: dict[str, dict[str, Any]] = {
     "quick": {
         "b1_n": 20_000,
         "b1_workers": 1,
+        "b1_processes": 1,
         "b1a_n": 5_000,
         "b2_n": 1_000,
         "b2_rate": 500,
@@ -136,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     jobs: dict[str, tuple[str, Callable[[], dict[str, Any]]]] = {
         "B1": (
             "b1_ingest",
-            lambda: b1_ingest.run(es, sizes["b1_n"], args.profile, sizes["b1_workers"]),
+            lambda: b1_ingest.run(
+                es, sizes["b1_n"], args.profile, sizes["b1_workers"], sizes["b1_processes"]
+            ),
         ),
         "B1A": ("b1a_core", lambda: b1a_core.run(sizes["b1a_n"])),
         "B2": ("b2_latency", lambda: b2_latency.run(es, sizes["b2_n"], sizes["b2_rate"])),

@@ -324,6 +324,7 @@ class Indexer:
                 raise_on_error=False,
                 max_retries=0,
                 yield_ok=True,
+                expand_action_callback=_header_and_source,
             ):
                 # Items come back in request order, one per action.
                 action = pending[answered]
@@ -415,6 +416,13 @@ def _fingerprint_of(hit: dict[str, Any]) -> str | None:
     source = hit.get("_source") or {}
     value = (source.get(NAMESPACE) or {}).get("fingerprint")
     return str(value) if value is not None else None
+
+
+def _header_and_source(action: Any) -> tuple[dict[str, Any], Any]:
+    """The helper's `expand_action` for our own actions only: their bulk line and their
+    source as the pure core serialized it (the generic one copies and scans each action)."""
+    header = {action["_op_type"]: {"_index": action["_index"], "_id": action["_id"]}}
+    return header, action["_source"]
 
 
 def _item_reason(item: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from consumer import logs
 from consumer.app import create_app
 from consumer.backoff import Backoff, RetryLater
 from consumer.indexer import ensure_template
+from consumer.processes import run_processes
 from consumer.settings import Settings, SettingsError, load_settings
 from consumer.topics import TopicsMissing, check_topics
 
@@ -50,6 +51,8 @@ def main() -> None:
         log.error("configuration error: %s", error)
         sys.exit(2)
     logs.configure(settings.log_level)
+    if settings.worker_processes > 1:
+        sys.exit(run_processes(settings.worker_processes, settings.worker_port))
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     log.info(
         "audit-worker starting",

@@ -41,6 +41,8 @@ class Settings:
     #: Records Faust may hold ahead of the batch in hand (its `stream_buffer_maxsize`).
     prefetch_records: int = 100
     worker_port: int = 9108
+    #: Worker processes in the one consumer group (see consumer/processes.py).
+    worker_processes: int = 1
     #: Loopback unless told otherwise: containers set 0.0.0.0 so probes and scrapers reach it.
     worker_bind: str = "127.0.0.1"
     #: Faust's data folder (we keep no tables in it); None = a fresh private temp folder.
@@ -117,6 +119,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             env, "AUDIT_PREFETCH_RECORDS", int, Settings.prefetch_records, minimum=1
         ),
         worker_port=_number(env, "AUDIT_WORKER_PORT", int, Settings.worker_port, minimum=0),
+        worker_processes=_number(
+            env, "AUDIT_WORKER_PROCESSES", int, Settings.worker_processes, minimum=1
+        ),
         worker_bind=text("AUDIT_WORKER_BIND", Settings.worker_bind),
         state_dir=optional("AUDIT_WORKER_STATE_DIR"),
         create_topics=_flag(env, "AUDIT_CREATE_TOPICS"),
