@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 .DEFAULT_GOAL := help
 .PHONY: help install run test test-unit test-reliability lint services-up services-down \
 	services-status services-clean kibana-import bench bench-quick bench-clean clean \
-	images k8s-tools deploy-check
+	images kustomize-tool deploy-check
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | \
@@ -83,10 +83,10 @@ deploy-check: $(VENV)/.deploy-installed ## Opt-in: compose stack up with podman-
 
 KUSTOMIZE_VERSION ?= v5.7.1
 $(VENV)/bin/kustomize: | $(VENV)/.installed
-	@command -v go >/dev/null || { echo "k8s-tools: Go is needed to install kustomize (go install)"; exit 1; }
+	@command -v go >/dev/null || { echo "kustomize-tool: Go is needed to install kustomize (go install)"; exit 1; }
 	GOBIN=$(abspath $(VENV))/bin go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
-k8s-tools: $(VENV)/bin/kustomize ## Install kustomize (Go module proxy) for the deploy/k8s tests
+kustomize-tool: $(VENV)/bin/kustomize ## Install kustomize (Go module proxy) for the deploy/k8s tests
 
 kibana-import: ## Load the Kibana data view, saved search and dashboard (KIBANA_URL, default http://127.0.0.1:5601)
 	@$(PYTHON) deploy/kibana/import.py

@@ -1,6 +1,6 @@
 """deploy/k8s rendered by kustomize and validated against the Kubernetes API's JSON schemas.
 
-kustomize is the standalone binary (`make k8s-tools`: Go module proxy, into .venv/bin), or
+kustomize is the standalone binary (`make kustomize-tool`: Go module proxy, into .venv/bin), or
 `kubectl kustomize` where kubectl is installed. The schemas are those `kubernetes-validate`
 (PyPI, a dev dependency) bundles for every Kubernetes minor from 1.25: no download at test
 time. Strict: an unknown field (a typo such as `paht`) fails as surely as a wrong type.
@@ -37,7 +37,7 @@ def kustomize_command() -> list[str]:
     kubectl = shutil.which("kubectl", path=search)
     if kubectl:
         return [kubectl, "kustomize"]
-    cannot_run("neither kustomize nor kubectl is installed (make k8s-tools installs kustomize)")
+    cannot_run("neither kustomize nor kubectl is installed (`make kustomize-tool` installs it)")
     raise AssertionError("unreachable")
 
 
