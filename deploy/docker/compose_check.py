@@ -179,6 +179,7 @@ class Stack:
         self.env = {
             **os.environ,
             "AUDIT_JWT_SECRET": secrets.token_urlsafe(32),
+            **signing_keys(),
             **{f"{name}_HOST_PORT": str(port) for name, port in self.ports.items()},
         }
 
@@ -243,6 +244,24 @@ class Stack:
 
     def remove(self, kind: str, name: str) -> None:
         self.engine_out(*(["rm"] if kind == "container" else [kind, "rm"]), "--force", name)
+
+
+def signing_keys() -> dict[str, str]:
+    """A fresh Ed25519 pair for the worker's integrity digests (the compose file asks for
+    one), PEM text: this stack's data is thrown away with it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return {"AUDIT_SIGNING_KEY": private.decode(), "AUDIT_SIGNING_PUBLIC_KEY": public.decode()}
 
 
 def wait(what: str, probe: Callable[[], bool], timeout_s: float) -> None:
@@ -333,7 +352,7 @@ def check() -> None:
             "`docker compose -f deploy/docker-compose.yml up` instead"
         )
     compose = find_compose()
-    say(f"real: the worker and API images, {compose} and the compose file as committed")
+    say(f"real: the worker and API images, {compose} and deploy/docker-compose.yml as it is")
     images.build(engine, images.choose_base(engine))
     chosen = upstream_or_standins(engine)
     say("kibana, kibana-import: LEFT OUT (no Kibana image can be had here; no stand-in)")
