@@ -10,8 +10,9 @@ from flask import Flask, Response, g, request
 from flask_smorest import Api
 
 from api.errors import register_error_handlers
+from api.integrity import TrustedKeys
 from api.metrics import LATENCY, REQUESTS
-from api.resources import activities, audit_logs, docs, health, viewer
+from api.resources import activities, audit_logs, docs, health, integrity, viewer
 from api.service import Publisher
 from api.services import EXTENSION_KEY, Services
 from api.settings import Settings
@@ -66,10 +67,11 @@ def create_app(
         settings=settings,
         store=store or _elasticsearch_store(settings),
         publisher_factory=(lambda: publisher) if publisher else lambda: _kafka_publisher(settings),
+        integrity_keys=TrustedKeys.from_pems(settings.signing_public_keys),
     )
 
     api = Api(app)
-    for module in (audit_logs, activities, health):
+    for module in (audit_logs, activities, integrity, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(viewer.bp)
     app.register_blueprint(docs.bp)
@@ -82,10 +84,11 @@ def create_app(
 def _elasticsearch_store(settings: Settings) -> Store:
     from elasticsearch import Elasticsearch
 
-    from schemas.index_template import read_alias
+    from schemas.index_template import digest_index, read_alias
 
     client = Elasticsearch(**settings.elasticsearch_kwargs(), request_timeout=30)
-    return ElasticsearchStore(client, read_alias(settings.index_prefix))
+    prefix = settings.index_prefix
+    return ElasticsearchStore(client, read_alias(prefix), digest_index(prefix))
 
 
 def _kafka_publisher(settings: Settings) -> Publisher:

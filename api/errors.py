@@ -14,6 +14,7 @@ from flask import Flask, Response, jsonify, request
 
 from api.auth import AuthError
 from api.cursor import CursorError
+from api.integrity import IntegrityUnavailable
 from api.service import DownloadNotRecorded
 from api.store import SearchRejected, StoreUnavailable
 
@@ -59,6 +60,11 @@ def register_error_handlers(app: Flask) -> None:
         blamed = given[:1] or [name for name in request.args if name != "format"] or ["query"]
         message = "the search backend refused this request; change or drop this parameter"
         return error_response(400, "invalid request", {"query": {n: [message] for n in blamed}})
+
+    @app.errorhandler(IntegrityUnavailable)
+    def _integrity(exc: IntegrityUnavailable) -> tuple[Response, int]:
+        log.warning("integrity endpoint called without a public key: %s", exc)
+        return error_response(503, "integrity digests cannot be checked here: no public key")
 
     @app.errorhandler(DownloadNotRecorded)
     def _download(exc: DownloadNotRecorded) -> tuple[Response, int]:

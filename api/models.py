@@ -114,6 +114,52 @@ class ExportArgs(FilterArgs):
         validate=validate.OneOf(EXPORT_FORMATS),
         metadata={"description": "csv or ndjson."},
     )
+    integrity = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "NDJSON only: each line also carries the stored document and the "
+            "signed digest with the Merkle proof that covers it, so `audit-log verify "
+            "--export FILE` checks the file offline with the public key alone."
+        },
+    )
+
+    @validates_schema
+    def _integrity_needs_ndjson(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("integrity") and data.get("format") != "ndjson":
+            raise ValidationError("integrity proofs come with format=ndjson", "integrity")
+
+
+class IntegrityStatus(Schema):
+    log_id = fields.String(required=True)
+    status = fields.String(
+        required=True,
+        metadata={
+            "description": "verified: a digest signed by the configured key covers the log "
+            "as stored; not_covered: no digest names it (yet: digests follow within seconds); "
+            "changed: digests name it with another content; bad_signature: its digest does "
+            "not verify with the configured key."
+        },
+    )
+    verified = fields.Boolean(required=True)
+    leaf = fields.String(required=True)
+    digest = fields.Dict(metadata={"description": "The covering digest's signed header."})
+    index = fields.Integer()
+    proof = fields.List(fields.String(), metadata={"description": "RFC 9162 inclusion proof."})
+
+
+class PublicKeys(Schema):
+    algorithm = fields.String(required=True)
+    keys = fields.List(fields.Dict(), required=True)
+
+
+class DigestPageArgs(Schema):
+    after_seq = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class DigestPage(Schema):
+    items = fields.List(fields.Dict(), required=True)
+    next_after_seq = fields.Integer(allow_none=True, required=True)
 
 
 # --- responses ---------------------------------------------------------------------------

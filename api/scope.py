@@ -30,3 +30,18 @@ def scope_filter(caller: Caller) -> list[dict[str, Any]]:
             return [partner, {"match_none": {}}]
         return [partner, {"terms": {fields.ORGANIZATION_ID: sorted(caller.org_ids)}}]
     raise AuthError(403, "role not allowed to read audit logs")
+
+
+def digest_filter(caller: Caller) -> list[dict[str, Any]]:
+    """Filter clauses limiting a digest query to the caller's partner. Which *logs* of those
+    digests a caller may learn about is decided per log (through `scope_filter`); only
+    partner-wide roles read whole digests (`require_partner_wide`)."""
+    if not caller.partner_id:
+        raise AuthError(403, "token has no partner")
+    return [{"term": {"partner_id": caller.partner_id}}]
+
+
+def require_partner_wide(caller: Caller) -> None:
+    """Whole digests name every log of the partner: owners and super admins only."""
+    if caller.role not in PARTNER_WIDE_ROLES:
+        raise AuthError(403, "only owners and super admins read the partner's digests")

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from api.auth import Caller
 from api.cursor import Cursor, decode_cursor, encode_cursor, fingerprint
 from api.export import chunked, lines
+from api.integrity import with_proofs
 from api.metrics import DOWNLOAD_EVENTS, EXPORTED_LOGS
 from api.models import LOG_ID_PATTERN
 from api.query import (
@@ -32,6 +33,7 @@ from api.query import (
 )
 from api.store import Scan, Store
 from schemas.document import document_to_log, document_to_log_detail
+from schemas.integrity_verify import EXPORT_INTEGRITY_KEY
 
 log = logging.getLogger(__name__)
 
@@ -96,8 +98,13 @@ def is_log_id(value: str) -> bool:
 
 def get_log(store: Store, log_id: str, caller: Caller) -> dict[str, Any] | None:
     """The log with details, or None when it does not exist *or* is outside the scope."""
-    document = store.get(build_detail_query(log_id, caller))
+    document = get_source(store, log_id, caller)
     return document_to_log_detail(document) if document is not None else None
+
+
+def get_source(store: Store, log_id: str, caller: Caller) -> dict[str, Any] | None:
+    """The stored document of a log, or None when it does not exist *or* is out of scope."""
+    return store.get(build_detail_query(log_id, caller))
 
 
 def open_export(
@@ -122,11 +129,22 @@ def open_export(
     except DownloadNotRecorded:
         documents.close()
         raise
-    return _streamed(publisher, params["format"], documents, event), event
+    if params.get("integrity"):
+        details = (
+            {**document_to_log_detail(document), EXPORT_INTEGRITY_KEY: proof}
+            for document, proof in with_proofs(store, caller, documents)
+        )
+    else:
+        details = (document_to_log_detail(document) for document in documents)
+    return _streamed(publisher, params["format"], documents, details, event), event
 
 
 def _streamed(
-    publisher: Publisher, fmt: str, documents: Scan, event: dict[str, Any]
+    publisher: Publisher,
+    fmt: str,
+    documents: Scan,
+    details: Iterator[dict[str, Any]],
+    event: dict[str, Any],
 ) -> Iterator[bytes]:
     """The body; a failure after the first byte ends it as a failed transfer.
 
@@ -137,7 +155,7 @@ def _streamed(
     records that this export did not complete.
     """
     read = [0]
-    logs = _counted(fmt, (document_to_log_detail(d) for d in documents), read)
+    logs = _counted(fmt, details, read)
     try:
         yield from chunked(lines(fmt, logs))
     except GeneratorExit:  # the client stopped reading

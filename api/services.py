@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
+from api.integrity import TrustedKeys
 from api.service import Publisher
 from api.settings import Settings
 from api.store import Store
@@ -24,6 +25,8 @@ class Services:
     settings: Settings
     store: Store
     publisher_factory: Callable[[], Publisher]
+    #: The public keys of the worker's digests (AUDIT_SIGNING_PUBLIC_KEY).
+    integrity_keys: TrustedKeys = field(default_factory=lambda: TrustedKeys({}))
     _publisher: Publisher | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

@@ -68,6 +68,9 @@ class Settings:
     #: Origins that may embed the viewer (CSP frame-ancestors) and hand it a token by
     #: postMessage. Empty: no embedding, no postMessage tokens.
     viewer_embed_origins: tuple[str, ...] = ()
+    #: The Ed25519 public keys (PEM) the worker's digests are checked with (the current one
+    #: first; older ones after a rotation). Empty: the integrity endpoints answer 503.
+    signing_public_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.cursor_secret:
@@ -161,6 +164,7 @@ class Settings:
             api_threads=_integer(get, "AUDIT_API_THREADS", 8, minimum=1, maximum=256),
             api_timeout_s=_integer(get, "AUDIT_API_TIMEOUT", 120, minimum=1),
             viewer_embed_origins=_origins(get("AUDIT_VIEWER_EMBED_ORIGINS")),
+            signing_public_keys=_signing_public_keys(get("AUDIT_SIGNING_PUBLIC_KEY")),
         )
 
 
@@ -253,7 +257,27 @@ def _origins(raw: str | None) -> tuple[str, ...]:
     return origins
 
 
-def _read_key(value: str | None) -> str | None:
+def _signing_public_keys(value: str | None) -> tuple[str, ...]:
+    """PEM blocks from AUDIT_SIGNING_PUBLIC_KEY (the PEM text or a path; several blocks for
+    rotated keys), each checked to be an Ed25519 public key."""
+    from schemas.integrity import KeyError_, load_public_key
+
+    text = _read_key(value, "AUDIT_SIGNING_PUBLIC_KEY")
+    if not text:
+        return ()
+    marker = "-----BEGIN PUBLIC KEY-----"
+    blocks = tuple(marker + block for block in text.split(marker)[1:])
+    try:
+        for block in blocks:
+            load_public_key(block)
+    except (KeyError_, ValueError) as error:
+        raise ConfigError(f"AUDIT_SIGNING_PUBLIC_KEY: {error}") from None
+    if not blocks:
+        raise ConfigError("AUDIT_SIGNING_PUBLIC_KEY must be an Ed25519 public key (PEM)")
+    return blocks
+
+
+def _read_key(value: str | None, name: str = "AUDIT_JWT_PUBLIC_KEY") -> str | None:
     """Accept the PEM itself or a path to it (a multi-line PEM is awkward in many env files)."""
     if value is None or "BEGIN" in value:
         return value
@@ -261,7 +285,7 @@ def _read_key(value: str | None) -> str | None:
         with open(value, encoding="utf-8") as handle:
             return handle.read()
     except OSError as exc:
-        raise ConfigError(f"AUDIT_JWT_PUBLIC_KEY: cannot read {value!r}: {exc.strerror}") from None
+        raise ConfigError(f"{name}: cannot read {value!r}: {exc.strerror}") from None
 
 
 def _kafka_config(get: Getter) -> dict[str, str]:

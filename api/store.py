@@ -53,13 +53,28 @@ class Store(Protocol):
 
     def scan(self, body: dict[str, Any], page_size: int = EXPORT_PAGE_SIZE) -> Scan: ...
 
+    def digests(self, body: dict[str, Any]) -> list[dict[str, Any]]: ...
+
     def ping(self) -> bool: ...
 
 
 class ElasticsearchStore:
-    def __init__(self, client: Elasticsearch, index: str) -> None:
+    def __init__(self, client: Elasticsearch, index: str, digest_index: str = "") -> None:
         self._client = client
         self._index = index
+        self._digest_index = digest_index
+
+    def digests(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """Digests (`_source`) a body built by `api.integrity` selects; none before the
+        worker stored its first one."""
+        response = self._call(
+            self._client.search,
+            index=self._digest_index,
+            ignore_unavailable=True,
+            allow_no_indices=True,
+            **body,
+        )
+        return [hit["_source"] for hit in response["hits"]["hits"]]
 
     def search(self, body: dict[str, Any]) -> SearchPage:
         response = self._call(

@@ -67,6 +67,8 @@ class FakeStore:
         self.scans: list[FakeScan] = []
         #: An export's documents fail (as Elasticsearch would mid-stream) after this many.
         self.fail_after: int | None = None
+        #: What `digests` answers, whatever the query.
+        self.digest_sources: list[dict[str, Any]] = []
 
     def search(self, body: dict[str, Any]) -> SearchPage:
         self.bodies.append(body)
@@ -89,6 +91,10 @@ class FakeStore:
         scan = FakeScan(list(self.documents), self.fail_after)
         self.scans.append(scan)
         return scan
+
+    def digests(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        self.bodies.append(body)
+        return list(self.digest_sources)
 
     def ping(self) -> bool:
         return self.healthy

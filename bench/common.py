@@ -29,8 +29,11 @@ from typing import Any
 
 import jwt
 from confluent_kafka.admin import AdminClient, NewTopic
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
+
+from schemas.integrity import private_pem
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -40,6 +43,8 @@ ES_URL = os.environ.get("ELASTICSEARCH_URL", "http://127.0.0.1:9200").rstrip("/"
 # Every name this suite creates starts with this, so `python -m bench.clean` finds leftovers.
 NAME_PREFIX = "bench-"
 JWT_SECRET = "bench-only-secret-0123456789abcdef0123456789abcdef"  # noqa: S105
+#: The worker signs its integrity digests with this key (a fresh one per benchmark run).
+BENCH_SIGNING_KEY = private_pem(Ed25519PrivateKey.generate())
 SEED = 20261126
 
 
@@ -513,6 +518,7 @@ def worker_env(prefix: str, topic: str, port: int) -> dict[str, str]:
         "AUDIT_DLQ_TOPIC": f"{topic}.dlq",
         "AUDIT_GROUP_ID": f"{topic}-group",
         "AUDIT_WORKER_PORT": str(port),
+        "AUDIT_SIGNING_KEY": BENCH_SIGNING_KEY,
     }
 
 

@@ -40,11 +40,13 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from consumer import metrics
 from consumer.backoff import Backoff
 from consumer.batching import BatchBounds, bounded_batches
+from consumer.digests import DigestLog
 from consumer.dlq import DeadLetterQueue
 from consumer.health import Health
 from consumer.indexer import Indexer
-from consumer.pipeline import RawRecord, commit_offsets, process_batch
+from consumer.pipeline import RawRecord, process_batch
 from consumer.settings import Settings
+from schemas.integrity import load_private_key
 
 log = logging.getLogger(__name__)
 
@@ -61,12 +63,15 @@ class Ingest:
         dead_letters: DeadLetterQueue,
         health: Health | None = None,
         backoff: Backoff | None = None,
+        digests: DigestLog | None = None,
     ) -> None:
         self.prefix = settings.index_prefix
         self.indexer = indexer
         self.dead_letters = dead_letters
         self.health = health or Health()
         self._backoff = backoff or Backoff()
+        #: None only in tests of the batch path alone: production always signs digests.
+        self.digests = digests
 
     async def handle(self, records: Sequence[RawRecord]) -> None:
         """Index the valid, dead-letter the rest; returns only when both are acknowledged."""
@@ -78,6 +83,20 @@ class Ingest:
         async for attempt in self._backoff.retrying("batch failed", retry_on=Exception):
             with attempt:
                 await self._handle_once(records)
+        self.health.batch_done()
+
+    def ready_to_commit(self) -> bool:
+        """Whether the records handled so far may be committed now: their logs' digests
+        are due (or there are none to write)."""
+        return self.digests is None or self.digests.due()
+
+    async def seal(self) -> None:
+        """Store the digests of everything handled so far; only then are its offsets
+        committed (a crash before leaves them uncommitted: redelivered, covered again)."""
+        if self.digests is None:
+            return
+        self.health.batch_started()
+        await self.digests.flush()
         self.health.batch_done()
 
     async def close(self) -> None:
@@ -93,6 +112,8 @@ class Ingest:
             )
             outcome = await self.indexer.index(processed.actions)
             await self.dead_letters.send([*processed.dead_letters, *outcome.rejected])
+            if self.digests is not None:
+                self.digests.add(outcome.covered)
         except Exception:
             log.exception("batch of %d records failed unexpectedly; retrying it", len(records))
             raise
@@ -103,15 +124,40 @@ class OffsetCommitter:
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
+        #: Offsets to commit, with the consumer generation their records were fetched in.
+        self._pending: dict[TopicPartition, tuple[int, int | None]] = {}
+
+    def handled(self, events: Iterable[EventT]) -> None:
+        """Remember `events` (indexed and dead-lettered) for the next commit; only their
+        offsets are kept, never the records (a digest interval may span many batches)."""
+        for event in events:
+            message = event.message
+            tp = TopicPartition(message.topic, message.partition)
+            offset, _generation = self._pending.get(tp, (-1, 0))
+            if message.offset + 1 > offset:
+                self._pending[tp] = (message.offset + 1, message.generation_id)
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self._pending)
+
+    async def commit_handled(self) -> dict[TopicPartition, int]:
+        """Commit what `handled` remembered; failure only means redelivery, so log it."""
+        pending, self._pending = self._pending, {}
+        current = self.app.consumer_generation_id
+        # Records fetched before a rebalance are not committed: they may be another
+        # worker's now, or are redelivered to us (and found already stored).
+        fresh = {
+            tp: offset for tp, (offset, generation) in pending.items() if generation == current
+        }
+        return await self._commit(fresh)
 
     async def commit(self, events: Iterable[EventT]) -> dict[TopicPartition, int]:
         """Commit past `events` (already indexed); failure only means redelivery, so log it."""
-        current = self.app.consumer_generation_id
-        fresh = [event for event in events if event.message.generation_id == current]
-        offsets = {
-            TopicPartition(topic, partition): offset
-            for (topic, partition), offset in commit_offsets([to_record(e) for e in fresh]).items()
-        }
+        self.handled(events)
+        return await self.commit_handled()
+
+    async def _commit(self, offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:
         if not offsets:
             return {}
         thread: Any = self.app.consumer._thread  # type: ignore[attr-defined]
@@ -188,11 +234,13 @@ def create_app(
     """
     health = health or (ingest.health if ingest else Health())
     if ingest is None:
+        indexer = Indexer(settings, health=health)
         ingest = Ingest(
             settings,
-            Indexer(settings, health=health),
+            indexer,
             DeadLetterQueue(settings, max_message_bytes=dlq_max_message_bytes, health=health),
             health,
+            digests=_digest_log(settings, indexer, health),
         )
     app = faust.App(
         settings.group_id,  # Faust's app id is the Kafka consumer group id
@@ -228,16 +276,35 @@ def create_app(
     @app.agent(topic, concurrency=1, name="ingest")
     async def ingest_agent(stream: StreamT[bytes]) -> None:
         try:
-            async for events in bounded_batches(cast(faust.Stream, stream), bounds):
+            # An empty list is an idle window: a chance to seal and commit what is waiting.
+            async for events in bounded_batches(cast(faust.Stream, stream), bounds, idle=True):
                 started = monotonic()
-                await ingest.handle([to_record(event) for event in events])
-                await committer.commit(events)  # only now: ES and the DLQ have acknowledged
-                metrics.BATCH_SECONDS.observe(monotonic() - started)
-        finally:  # SIGTERM cancels us here; the batch in hand was not committed
+                if events:
+                    await ingest.handle([to_record(event) for event in events])
+                    committer.handled(events)  # ES and the DLQ have acknowledged them
+                if committer.has_pending and ingest.ready_to_commit():
+                    await ingest.seal()  # their digests are stored...
+                    await committer.commit_handled()  # ...and only now their offsets
+                if events:
+                    metrics.BATCH_SECONDS.observe(monotonic() - started)
+        finally:  # SIGTERM cancels us here; what was not committed is redelivered
             await ingest.close()
 
     _add_pages(app, health)
     return app
+
+
+def _digest_log(settings: Settings, indexer: Indexer, health: Health) -> DigestLog | None:
+    if settings.signing_key is None:  # load_settings requires one: only tests get here
+        return None
+    return DigestLog(
+        lambda: indexer.client,  # the indexer's client, created in the running loop
+        settings.index_prefix,
+        load_private_key(settings.signing_key),
+        interval_s=settings.digest_interval_s,
+        max_leaves=settings.digest_max_leaves,
+        health=health,
+    )
 
 
 def _private_state_dir() -> str:

@@ -34,9 +34,12 @@ def record_size(event: EventT) -> int:
     return len(value) if value else 0
 
 
-async def bounded_batches(stream: faust.Stream, bounds: BatchBounds) -> AsyncIterator[list[Any]]:
+async def bounded_batches(
+    stream: faust.Stream, bounds: BatchBounds, idle: bool = False
+) -> AsyncIterator[list[Any]]:
     """Lists of Faust events: at most `max_records` of them, about `max_bytes` of values,
-    or what arrived within `window_s`, whichever comes first."""
+    or what arrived within `window_s`, whichever comes first. `idle`: also an empty list
+    for each window in which nothing arrived (so the consumer can act on time alone)."""
     events: list[EventT] = []
     size = 0
     full = asyncio.Event()
@@ -70,6 +73,8 @@ async def bounded_batches(stream: faust.Stream, bounds: BatchBounds) -> AsyncIte
         while not stream.should_stop:
             await stream.wait_for_stopped(full, timeout=bounds.window_s)  # type: ignore[arg-type]
             if not events:
+                if idle:
+                    yield []
                 continue
             handing_out = stream.loop.create_future()
             try:

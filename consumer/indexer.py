@@ -23,11 +23,12 @@ from elasticsearch.helpers import async_streaming_bulk
 
 from consumer import metrics
 from consumer.backoff import Backoff, RetryLater
+from consumer.digests import Covered
 from consumer.health import Health
 from consumer.pipeline import DeadLetter, IndexAction
 from consumer.settings import Settings
 from schemas.dead_letter import REASON_ID_CONFLICT, REASON_INDEX_REJECTED
-from schemas.document import FINGERPRINT_FIELD, NAMESPACE
+from schemas.document import NAMESPACE
 from schemas.index_template import index_template, mappings, read_alias, template_name
 
 log = logging.getLogger(__name__)
@@ -105,10 +106,14 @@ class BulkOutcome:
     indexed: int = 0
     already_indexed: int = 0
     rejected: list[DeadLetter] = field(default_factory=list)
+    #: Every log the batch ends with in the store (created now, or already stored with the
+    #: same content), as stored: what the next digest of its partner covers.
+    covered: list[Covered] = field(default_factory=list)
 
 
 class RecentLogs:
-    """Fingerprints of the logs this worker stored in the last seconds, by document id.
+    """The logs this worker stored in the last seconds (fingerprint, and what a digest
+    covers), by document id.
 
     The cross-index lookup is a search, which sees a log only after the index refreshed
     (1 s): a reused id arriving sooner, in another month's index, is caught here instead.
@@ -118,10 +123,10 @@ class RecentLogs:
     def __init__(self, max_age_s: float = 30.0, max_entries: int = 20_000) -> None:
         self.max_age_s = max_age_s
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, Stored]] = OrderedDict()
 
-    def add(self, doc_id: str, fingerprint: str, now: float) -> None:
-        self._entries[doc_id] = (now, fingerprint)
+    def add(self, doc_id: str, stored: Stored, now: float) -> None:
+        self._entries[doc_id] = (now, stored)
         self._entries.move_to_end(doc_id)
         while self._entries:
             oldest_at, _ = next(iter(self._entries.values()))
@@ -129,9 +134,26 @@ class RecentLogs:
                 break
             self._entries.popitem(last=False)
 
-    def get(self, doc_id: str) -> str | None:
+    def get(self, doc_id: str) -> Stored | None:
         entry = self._entries.get(doc_id)
         return entry[1] if entry else None
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A stored log as a batch needs it: its content fingerprint, and its coverage."""
+
+    fingerprint: str | None
+    covered: Covered | None
+
+    @classmethod
+    def of(cls, source: dict[str, Any]) -> Stored:
+        """From a stored `_source` (from a lookup, or the document just created)."""
+        try:
+            covered: Covered | None = Covered.of(source)
+        except (KeyError, TypeError, ValueError):  # not a log this version can cover
+            covered = None
+        return cls(_fingerprint_of(source), covered)
 
 
 def ensure_template(settings: Settings, backoff: Backoff | None = None) -> None:
@@ -244,20 +266,25 @@ class Indexer:
         first: dict[str, IndexAction] = {}
         for action in actions:
             earlier = first.setdefault(action.doc_id, action)
-            if earlier is not action:
-                self._settled(action, earlier.fingerprint, outcome)
+            if earlier is action:
+                continue
+            if earlier.fingerprint == action.fingerprint:
+                self._settled(action, None, outcome)
+            else:
+                self._settled(action, Stored(earlier.fingerprint, None), outcome)
         return list(first.values())
 
-    async def _stored(self, actions: Sequence[IndexAction]) -> dict[str, str | None]:
-        """Fingerprints of the stored logs with these ids (None: stored, fingerprint unknown)."""
-        found: dict[str, str | None] = {}
+    async def _stored(self, actions: Sequence[IndexAction]) -> dict[str, Stored]:
+        """The stored logs with these ids (the whole `_source` of the few that exist: a
+        redelivery's digest covers the document as stored)."""
+        found: dict[str, Stored] = {}
         unknown = []
         for action in actions:
-            fingerprint = self._recent.get(action.doc_id)
-            if fingerprint is None:
+            stored = self._recent.get(action.doc_id)
+            if stored is None:
                 unknown.append(action.doc_id)
             else:
-                found[action.doc_id] = fingerprint
+                found[action.doc_id] = stored
         # Chunks stay under index.max_result_window (10,000) whatever AUDIT_BATCH_SIZE is.
         for start in range(0, len(unknown), LOOKUP_CHUNK):
             ids = unknown[start : start + LOOKUP_CHUNK]
@@ -265,23 +292,25 @@ class Indexer:
                 index=self._alias,
                 query={"ids": {"values": ids}},
                 size=len(ids),
-                source_includes=[FINGERPRINT_FIELD],
                 track_total_hits=False,
                 ignore_unavailable=True,
                 allow_no_indices=True,
             )
             for hit in response["hits"]["hits"]:
-                found[hit["_id"]] = _fingerprint_of(hit)
+                found[hit["_id"]] = Stored.of(hit["_source"])
         return found
 
     def _settled(
-        self, action: IndexAction, stored: str | _Absent | None, outcome: BulkOutcome
+        self, action: IndexAction, stored: Stored | _Absent | None, outcome: BulkOutcome
     ) -> bool:
-        """Account for an action whose id is already stored; False when it is not stored."""
+        """Account for an action whose id is already stored; False when it is not stored.
+        `stored` None: an earlier action of the same batch, which covers the log itself."""
         if isinstance(stored, _Absent):
             return False
-        if stored == action.fingerprint:
+        if stored is None or stored.fingerprint == action.fingerprint:
             outcome.already_indexed += 1
+            if stored is not None and stored.covered is not None:
+                outcome.covered.append(stored.covered)
             return True
         metrics.ID_CONFLICTS.inc()
         outcome.rejected.append(
@@ -350,9 +379,7 @@ class Indexer:
         """Settle 409s from the stored logs (real time); returns those to try again."""
         try:
             response = await self.client.mget(
-                docs=[{"_index": a.index, "_id": a.doc_id} for a in existing],
-                source_includes=[FINGERPRINT_FIELD],
-                realtime=True,
+                docs=[{"_index": a.index, "_id": a.doc_id} for a in existing], realtime=True
             )
         except (TransportError, ApiError) as error:
             reasons.add(_describe(error))
@@ -360,8 +387,9 @@ class Indexer:
         again = []
         for action, doc in zip(existing, response["docs"], strict=True):
             if doc.get("found"):
-                self._settled(action, _fingerprint_of(doc), outcome)
-                self._recent.add(action.doc_id, action.fingerprint, monotonic())
+                stored = Stored.of(doc["_source"])
+                self._settled(action, stored, outcome)
+                self._recent.add(action.doc_id, stored, monotonic())
             else:  # deleted since the 409: create it again
                 again.append(action)
                 reasons.add("a stored log vanished before it could be compared")
@@ -374,7 +402,9 @@ class Indexer:
         verdict = classify_item(status, error_type(item))
         if verdict is Verdict.INDEXED:
             outcome.indexed += 1
-            self._recent.add(action.doc_id, action.fingerprint, monotonic())
+            covered = Covered.of(action.document)
+            outcome.covered.append(covered)
+            self._recent.add(action.doc_id, Stored(action.fingerprint, covered), monotonic())
         elif verdict is Verdict.REJECTED:
             outcome.rejected.append(
                 DeadLetter(action.record, REASON_INDEX_REJECTED, item_error(item))
@@ -412,8 +442,7 @@ class _Absent:
 ABSENT = _Absent()
 
 
-def _fingerprint_of(hit: dict[str, Any]) -> str | None:
-    source = hit.get("_source") or {}
+def _fingerprint_of(source: dict[str, Any]) -> str | None:
     value = (source.get(NAMESPACE) or {}).get("fingerprint")
     return str(value) if value is not None else None
 

@@ -15,7 +15,7 @@ from consumer.app import create_app
 from consumer.backoff import Backoff, RetryLater
 from consumer.indexer import ensure_template
 from consumer.processes import run_processes
-from consumer.settings import Settings, SettingsError, load_settings
+from consumer.settings import Settings, SettingsError, load_settings, require_signing_key
 from consumer.topics import TopicsMissing, check_topics
 
 log = logging.getLogger("consumer")
@@ -46,6 +46,7 @@ def main() -> None:
     """Console script `audit-worker`."""
     try:
         settings = load_settings()
+        require_signing_key(settings)
     except SettingsError as error:
         logs.configure("INFO")
         log.error("configuration error: %s", error)

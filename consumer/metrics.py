@@ -29,6 +29,16 @@ ID_CONFLICTS = Counter(
     "Events whose (partner_id, event_id) was already stored with other content (dead-lettered)",
     registry=REGISTRY,
 )
+DIGESTS = Counter(
+    "audit_worker_digests_total",
+    "Signed digests stored (one per partner per flush)",
+    registry=REGISTRY,
+)
+DIGEST_LEAVES = Counter(
+    "audit_worker_digest_leaves_total",
+    "Logs covered by the stored digests (a redelivered log is covered again)",
+    registry=REGISTRY,
+)
 BATCH_SIZE = Histogram(
     "audit_worker_batch_size",
     "Records per batch",

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.integrity import KeyError_, load_private_key
+
 _SECURITY_PROTOCOLS = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
 _SASL_MECHANISMS = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
 
@@ -50,6 +52,12 @@ class Settings:
     #: Create missing input/DLQ topics at start-up (broker defaults) instead of refusing.
     create_topics: bool = False
     log_level: str = "INFO"
+    #: Ed25519 private key (PEM, or a path to one) that signs the integrity digests.
+    signing_key: str | None = field(default=None, repr=False)
+    #: Digests are stored (and only then offsets committed) at most this often...
+    digest_interval_s: float = 10.0
+    #: ...or as soon as this many logs wait to be covered.
+    digest_max_leaves: int = 10_000
 
     @property
     def bootstrap_list(self) -> list[str]:
@@ -126,9 +134,36 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         state_dir=optional("AUDIT_WORKER_STATE_DIR"),
         create_topics=_flag(env, "AUDIT_CREATE_TOPICS"),
         log_level=text("AUDIT_LOG_LEVEL", Settings.log_level).upper(),
+        signing_key=_signing_key(optional("AUDIT_SIGNING_KEY")),
+        digest_interval_s=_number(
+            env, "AUDIT_DIGEST_INTERVAL_SECONDS", float, Settings.digest_interval_s, minimum=0.1
+        ),
+        digest_max_leaves=_number(
+            env, "AUDIT_DIGEST_MAX_LEAVES", int, Settings.digest_max_leaves, minimum=1
+        ),
     )
     _check(settings)
     return settings
+
+
+def require_signing_key(settings: Settings) -> None:
+    """A worker that cannot sign its digests must not start (`audit-worker` calls this)."""
+    if settings.signing_key is None:
+        raise SettingsError(
+            "AUDIT_SIGNING_KEY is not set: the worker signs integrity digests with an Ed25519 "
+            "private key (PEM or a path; `make run` generates a development key)"
+        )
+
+
+def _signing_key(value: str | None) -> str | None:
+    """The digest signing key, checked now: a key that cannot sign is a start-up error."""
+    if value is None:
+        return None
+    try:
+        load_private_key(value)
+    except (KeyError_, ValueError, TypeError) as error:
+        raise SettingsError(f"AUDIT_SIGNING_KEY: {error}") from None
+    return value
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:

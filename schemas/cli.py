@@ -5,6 +5,8 @@
     audit-log dlq list                    # dead letters by reason and original topic
     audit-log dlq show 12                 # one letter: headers and payload
     audit-log dlq replay --reason invalid_fields --fix-up 'jq -c ...' [--dry-run]
+    audit-log verify --partner p-100 --from 2026-11-01   # logs against signed digests
+    audit-log keygen --out signing-key.pem               # the digests' signing key pair
 
 `audit-log COMMAND --help` tells more; `audit-log dlq replay --help` how replay stays safe.
 
@@ -45,6 +47,7 @@ from schemas.dlq_letters import (
 )
 from schemas.dlq_replay import Corrections, CorrectionsError, FixUp, ReplayPlan, Skip
 from schemas.event import InvalidEvent, decode_event
+from schemas.integrity_store import StoreError
 from schemas.kafka_config import (
     bootstrap_servers_from_env,
     dlq_topic_from_env,
@@ -52,6 +55,7 @@ from schemas.kafka_config import (
     quiet_logger,
 )
 from schemas.publisher import DEFAULT_TOPIC, AuditPublisher, BrokerUnavailable, DeliveryError
+from schemas.verify_cli import add_keygen, add_verify
 
 EXIT_REJECTED = 1
 EXIT_KAFKA = 2
@@ -116,6 +120,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--days", type=float, default=30.0, help="time span of the events")
     demo.set_defaults(run=cmd_demo)
     _add_dlq(commands, kafka)
+    add_verify(commands, [])
+    add_keygen(commands)
     return parser
 
 
@@ -486,11 +492,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.exit(EXIT_USAGE, f"{where}: {error} (see {where} --help)\n")
     try:
         return int(args.run(args))
-    except (BrokerUnavailable, DeliveryError, DlqError) as error:
+    except (BrokerUnavailable, DeliveryError, DlqError, StoreError) as error:
         _say(str(error))
         return EXIT_KAFKA
     except OSError as error:  # the input file
-        _say(f"cannot read {args.file}: {error.strerror or error}")
+        _say(f"cannot read {error.filename or 'the input'}: {error.strerror or error}")
         return EXIT_KAFKA
     except KeyboardInterrupt:
         _say("interrupted")

@@ -126,3 +126,44 @@ def index_template(
             "aliases": {read_alias(prefix): {}},
         },
     }
+
+
+# --- the digests of schemas.integrity -------------------------------------------------------
+
+DIGEST_INDEX_VERSION = 1
+
+
+def digest_index(prefix: str) -> str:
+    """One index of digests per deployment, outside the logs' `{prefix}-*` pattern (so the
+    log template, the read alias and retention never touch it)."""
+    return f"{prefix}_digests"
+
+
+def digest_index_body() -> dict[str, Any]:
+    """Settings and mapping of the digest index (``indices.create(index=..., **body)``)."""
+    stored_only = {"type": "keyword", "index": False, "doc_values": False}
+    return {
+        "settings": {"number_of_shards": 1, "number_of_replicas": 0},
+        "mappings": {
+            "dynamic": "strict",
+            "_meta": {"version": DIGEST_INDEX_VERSION},
+            "properties": {
+                "v": {"type": "short"},
+                "partner_id": KEYWORD,
+                "seq": {"type": "long"},
+                "prev": stored_only,
+                "created_at": {"type": "date"},
+                "count": {"type": "integer"},
+                "root": stored_only,
+                "key_id": KEYWORD,
+                "first_ingested": {"type": "date"},
+                "last_ingested": {"type": "date"},
+                "first_timestamp": {"type": "date"},
+                "last_timestamp": {"type": "date"},
+                "signature": stored_only,
+                # Which logs a digest covers, to find the digest of one log (API, export).
+                "entry_ids": KEYWORD,
+                "entries": {"type": "object", "enabled": False},
+            },
+        },
+    }

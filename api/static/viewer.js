@@ -736,6 +736,8 @@
         ["Source", labelOf(SOURCES, log.source)],
         ["Description", log.description]
       ])),
+      section("Integrity", h("p", { class: "al-integrity al-muted", "data-integrity": "loading",
+        text: "Checking the signed digest…" })),
       section("Actor", dl([
         ["Name", actor.name], ["ID", actor.id], ["Email", actor.email],
         ["Type", labelOf(ACTOR_TYPES, actor.type)], ["Role", ROLES[actor.role] || actor.role]
@@ -749,6 +751,40 @@
       ])),
       section("Metadata", kvTable("Metadata", ["Key", "Value"], metadata, "No metadata."))
     ]);
+  }
+
+  /** What the API's proof says of the log, in words (docs/integrity.md). */
+  var INTEGRITY_TEXT = {
+    verified: "Covered by signed digest #{seq} ({time}): this log is exactly as it was recorded.",
+    not_covered: "Not covered by a signed digest yet (digests are written every few seconds).",
+    changed: "Does not match its signed digest: this log was altered after it was recorded.",
+    bad_signature: "Its digest does not carry a valid signature: it cannot be trusted."
+  };
+
+  function renderIntegrity(proof) {
+    var target = ui.detailsBody.querySelector(".al-integrity");
+    if (!target) return;
+    var digest = proof.digest || {};
+    var text = (INTEGRITY_TEXT[proof.status] || "Unknown integrity status.")
+      .replace("{seq}", String(digest.seq)).replace("{time}", digest.created_at ? formatTime(digest.created_at) : "");
+    target.setAttribute("data-integrity", proof.status);
+    target.className = "al-integrity" + (proof.verified ? " al-integrity-ok" : proof.status === "not_covered" ? " al-muted" : " al-integrity-bad");
+    target.textContent = text;
+  }
+
+  function loadIntegrity(logId, controller) {
+    apiFetch("api/v1/integrity/logs/" + encodeURIComponent(logId), null, { signal: controller.signal })
+      .then(function (r) { return r.json(); })
+      .then(function (proof) { if (state.detailController === controller) renderIntegrity(proof); })
+      .catch(function (error) {
+        if ((error && error.name === "AbortError") || state.detailController !== controller) return;
+        var target = ui.detailsBody.querySelector(".al-integrity");
+        if (!target) return;
+        target.setAttribute("data-integrity", "unavailable");
+        target.textContent = error.status === 503
+          ? "Integrity checks are not configured on this service."
+          : "The integrity proof could not be loaded.";
+      });
   }
 
   function openDetails(log, row) {
@@ -776,6 +812,7 @@
         if (state.detailController !== controller) return;
         renderDetails(detail);
         ui.details.setAttribute("aria-busy", "false");
+        loadIntegrity(log.id, controller);
       })
       .catch(function (error) {
         if ((error && error.name === "AbortError") || state.detailController !== controller) return;

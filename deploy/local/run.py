@@ -21,6 +21,8 @@ from typing import Any
 
 import jwt
 
+from schemas.integrity import load_private_key, private_pem, public_pem
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 API_PORT = int(os.environ.get("AUDIT_API_PORT", "8080"))
@@ -146,6 +148,21 @@ def print_banner(token: str) -> None:
     )
 
 
+def dev_signing_key(folder: Path) -> tuple[str, str]:
+    """The development key that signs the worker's digests, made once and kept beside the
+    services' state (so digests of earlier runs still verify): (private PEM, public PEM)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path = folder / "signing-key.pem"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(private_pem(Ed25519PrivateKey.generate()))
+    key = load_private_key(str(path))
+    return private_pem(key), public_pem(key.public_key())
+
+
 def serve(services: ModuleType, supervisor: Any, started: list[str], stop: StopOnSignal) -> None:
     """Services, topics, then the worker and the API, supervised until `stop`."""
     endpoints = start_services(services, started)
@@ -154,6 +171,8 @@ def serve(services: ModuleType, supervisor: Any, started: list[str], stop: StopO
     log_dir = services.state_dir() / "run"
     secret = os.environ.get("AUDIT_JWT_SECRET") or secrets.token_urlsafe(32)
     env = {**os.environ, **endpoints, "AUDIT_JWT_SECRET": secret, "AUDIT_ENV": "development"}
+    if not env.get("AUDIT_SIGNING_KEY"):
+        env["AUDIT_SIGNING_KEY"], env["AUDIT_SIGNING_PUBLIC_KEY"] = dev_signing_key(log_dir)
     env.setdefault("AUDIT_API_PORT", str(API_PORT))
     env.setdefault("AUDIT_WORKER_PORT", str(WORKER_PORT))
     ensure_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"])

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.processes import TEST_JWT_SECRET, free_port
+from tests.processes import TEST_JWT_SECRET, TEST_SIGNING_KEY, TEST_SIGNING_PUBLIC_KEY, free_port
 
 
 @pytest.fixture
@@ -32,4 +32,6 @@ def stack_env(
         "AUDIT_API_PORT": str(free_port()),
         "AUDIT_JWT_SECRET": TEST_JWT_SECRET,
         "AUDIT_ENV": "development",
+        "AUDIT_SIGNING_KEY": TEST_SIGNING_KEY,
+        "AUDIT_SIGNING_PUBLIC_KEY": TEST_SIGNING_PUBLIC_KEY,
     }

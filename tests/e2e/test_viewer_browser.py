@@ -28,10 +28,18 @@ import jwt
 import pytest
 from werkzeug.serving import make_server
 
-from schemas.document import stored_log
+from consumer.digests import digest_document
+from schemas.document import iso_ms, stored_log
 from schemas.event import validate_event
-from schemas.index_template import index_template, read_alias, template_name
-from tests.processes import free_port
+from schemas.index_template import (
+    digest_index,
+    digest_index_body,
+    index_template,
+    read_alias,
+    template_name,
+)
+from schemas.integrity import GENESIS, entry_of, load_private_key, sign_digest, time_bounds
+from tests.processes import TEST_SIGNING_KEY, TEST_SIGNING_PUBLIC_KEY, free_port
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -168,6 +176,33 @@ def _index(es: Any, prefix: str, events: list[dict[str, Any]], now: datetime) ->
     assert not result["errors"], result
 
 
+def _sign(
+    es: Any, prefix: str, partner_id: str, events: list[dict[str, Any]], now: datetime
+) -> None:
+    """A digest covering `events` as the worker would sign it (the logs themselves were
+    indexed directly, so nothing else covers them)."""
+    sources = []
+    for raw in events:
+        _, doc_id, _ = stored_log(prefix, validate_event(raw, now=now), now)
+        index = f"{prefix}-*"
+        sources.append(
+            es.search(index=index, query={"ids": {"values": [doc_id]}})["hits"]["hits"][0][
+                "_source"
+            ]
+        )
+    digest = sign_digest(
+        load_private_key(TEST_SIGNING_KEY),
+        partner_id,
+        1,
+        GENESIS,
+        iso_ms(now),
+        [entry_of(source) for source in sources],
+        time_bounds(sources),
+    )
+    es.indices.create(index=digest_index(prefix), **digest_index_body())
+    es.index(index=digest_index(prefix), document=digest_document(digest), refresh=True)
+
+
 def _token(partner_id: str, role: str = "owner", org_ids: tuple[str, ...] = ()) -> str:
     claims = {
         "sub": "u-viewer",
@@ -206,6 +241,7 @@ def site(es: Any, es_url: str, kafka_bootstrap: str, kafka_admin: Any) -> Iterat
     intruder = _event(other_partner, now - timedelta(minutes=1), action="compliance.enable")
     intruder["description"] = "Enabled compliance for Acme Ltd (other partner)"
     _index(es, prefix, [*named.values(), *filler, intruder], now)
+    _sign(es, prefix, partner_id, [named["compliance"]], now)
 
     portal_port = free_port()
     settings = Settings(
@@ -215,6 +251,7 @@ def site(es: Any, es_url: str, kafka_bootstrap: str, kafka_admin: Any) -> Iterat
         kafka_bootstrap_servers=kafka_bootstrap,
         events_topic=topic,
         viewer_embed_origins=(f"http://127.0.0.1:{portal_port}",),
+        signing_public_keys=(TEST_SIGNING_PUBLIC_KEY,),
     )
     app = create_app(settings)
     if "viewer" not in app.blueprints:  # until create_app registers it itself
@@ -238,7 +275,7 @@ def site(es: Any, es_url: str, kafka_bootstrap: str, kafka_admin: Any) -> Iterat
     finally:
         server.shutdown()
         thread.join(timeout=10)
-        es.options(ignore_status=404).indices.delete(index=f"{prefix}-*")
+        es.options(ignore_status=404).indices.delete(index=f"{prefix}-*,{digest_index(prefix)}")
         es.options(ignore_status=404).indices.delete_index_template(name=template_name(prefix))
         kafka_admin.delete_topics([topic])
     assert read_alias(prefix) == prefix
@@ -496,6 +533,9 @@ def test_a_row_opens_its_details_and_escape_closes_them(page: Any, site: Site) -
     ]
     expect(details.locator("table").nth(1)).to_contain_text("T-1001")
     expect(details).to_contain_text("Ingested")
+    integrity = details.locator(".al-integrity")
+    expect(integrity).to_have_attribute("data-integrity", "verified")
+    expect(integrity).to_contain_text("Covered by signed digest #1")
     expect(row).to_have_attribute("aria-current", "true")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "viewer-details.png"))
@@ -513,6 +553,7 @@ def test_a_row_opens_its_details_and_escape_closes_them(page: Any, site: Site) -
     expect(failed).to_contain_text("permission_denied")
     expect(failed).to_contain_text("2001:db8::1")
     expect(failed).to_contain_text("No changes recorded.")
+    expect(failed.locator(".al-integrity")).to_have_attribute("data-integrity", "not_covered")
     failed.get_by_role("button", name="Close details").click()
     expect(failed).to_be_hidden()
 

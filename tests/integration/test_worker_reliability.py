@@ -24,6 +24,7 @@ from tests.integration.worker_harness import (
     Worker,
     WorkerConfig,
     assert_exact,
+    assert_verified,
     committed_offsets,
     dead_letters,
     group_assignment,
@@ -72,6 +73,9 @@ def finish(es: Any, config: WorkerConfig, dataset: Dataset, alive: Callable[[], 
         config.kafka_bootstrap, config.group_id, config.topic, PARTITIONS, DONE_TIMEOUT_S, alive
     )
     assert_exact(es, config.index_prefix, dataset, config.kafka_bootstrap, config.dlq_topic)
+    # Committed means digested: every log verifies against its partner's signed chain
+    # (R9: an untouched run verifies after kills, replays, outages and takeovers).
+    assert_verified(es, config.es_url, config.index_prefix, dataset.partners)
 
 
 def test_r4_poison_is_dead_lettered_and_valid_events_indexed(es: Any, setup: Setup) -> None:

@@ -16,7 +16,7 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,7 +30,13 @@ from elasticsearch.helpers import scan
 
 from schemas.catalogue import all_activities
 from schemas.dead_letter import decode_headers
-from tests.processes import Service, free_port, wait_until
+from tests.processes import (
+    TEST_SIGNING_KEY,
+    TEST_SIGNING_PUBLIC_KEY,
+    Service,
+    free_port,
+    wait_until,
+)
 
 FULL = os.environ.get("AUDIT_RELIABILITY_SCALE", "").lower() == "full"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -108,6 +114,11 @@ class Dataset:
     @property
     def total(self) -> int:
         return len(self.valid_ids) + len(self.poison)
+
+    @property
+    def partners(self) -> set[str]:
+        """The partner of every valid event (`valid_event`: p-0 .. p-19)."""
+        return {f"p-{i}" for i in range(20)} if self.valid_ids else set()
 
 
 def produce(
@@ -196,6 +207,7 @@ class WorkerConfig:
             "AUDIT_GROUP_ID": self.group_id,
             "AUDIT_INDEX_PREFIX": self.index_prefix,
             "AUDIT_WORKER_PORT": str(port),
+            "AUDIT_SIGNING_KEY": TEST_SIGNING_KEY,
         }
 
 
@@ -431,6 +443,34 @@ def assert_exact(
     by_position = {(d.original_partition, d.original_offset): d.reason for d in letters}
     # At-least-once: a crash between DLQ ack and commit can repeat a dead letter; never lose one.
     assert by_position == dataset.poison
+
+
+def assert_verified(es: Elasticsearch, es_url: str, prefix: str, partners: Iterable[str]) -> int:
+    """`audit-log verify`'s checks (in process) find nothing for any partner: every stored
+    log is covered by a signed digest with its leaf, and every chain is whole. Returns the
+    number of digests checked."""
+    from schemas.index_template import digest_index
+    from schemas.integrity import key_id, load_public_key
+    from schemas.integrity_store import StoreAddress, StoreReader
+    from schemas.integrity_verify import verify_store
+
+    # The last digests were stored moments ago: make them searchable, as a second would.
+    es.options(ignore_status=404).indices.refresh(index=digest_index(prefix))
+    key = load_public_key(TEST_SIGNING_PUBLIC_KEY)
+    reader = StoreReader(StoreAddress(es_url), prefix)
+    window = ("0001-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z")
+    digests = 0
+    for partner in sorted(set(partners)):
+        findings = verify_store(
+            reader.digests(partner),
+            {key_id(key): key},
+            reader.logs(partner, window),
+            window,
+            window[1],  # everything is past the digest lag: the worker committed all of it
+        )
+        assert findings.clean, f"partner {partner}: {findings.lines()[:10]}"
+        digests += findings.checked_digests
+    return digests
 
 
 def record_figures(test: str, **figures: Any) -> None:

@@ -71,7 +71,11 @@ def test_item_error_reads_elasticsearch_errors() -> None:
 
 def action(i: int, fingerprint: str = "same", doc_id: str | None = None) -> IndexAction:
     record = RawRecord(value=b"{}", topic="t", partition=0, offset=i)
-    document = {"event": {"id": f"e-{i}"}, "audit": {"partner_id": "p-1"}}
+    document = {
+        "@timestamp": "2026-11-26T08:59:58.120Z",
+        "event": {"id": f"e-{i}", "ingested": "2026-11-26T09:00:00.000Z"},
+        "audit": {"partner_id": "p-1", "fingerprint": fingerprint},
+    }
     return IndexAction(record, "idx-2026.11", doc_id or f"e-{i}", document, fingerprint)
 
 
