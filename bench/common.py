@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 
+from schemas.index_template import digest_index
 from schemas.integrity import private_pem
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,10 +112,16 @@ def es_count(es: Elasticsearch, index: str, refresh: bool = True, patience: floa
 
 
 def drop_indices(es: Elasticsearch, prefix: str) -> None:
-    """Delete ``{prefix}-*`` and the template named ``prefix`` (both owned by the benchmark)."""
+    """Delete ``{prefix}-*``, the worker's digests and the template named ``prefix`` (all
+    owned by the benchmark)."""
     assert prefix.startswith(NAME_PREFIX), prefix
     with contextlib.suppress(Exception):
-        es.indices.delete(index=f"{prefix}-*", allow_no_indices=True, expand_wildcards="all")
+        es.indices.delete(
+            index=f"{prefix}-*,{digest_index(prefix)}",
+            allow_no_indices=True,
+            expand_wildcards="all",
+            ignore_unavailable=True,
+        )
     with contextlib.suppress(Exception):
         es.indices.delete_index_template(name=prefix)
 
