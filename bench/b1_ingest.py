@@ -24,6 +24,7 @@ from confluent_kafka import Producer
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import parallel_bulk
 
+from bench import b1_lookup
 from bench.common import (
     KAFKA,
     SEED,
@@ -56,6 +57,8 @@ PARTITIONS = 4
 BULK_SETTINGS = ((500, 2), (1000, 2), (2000, 2), (2000, 4))
 TARGET_RATIO = 0.8
 TARGET_RSS_MB = 250
+#: Events of the run indexed twice more, with and without the conflict check (b1_lookup).
+LOOKUP_EVENTS = 20_000
 
 
 def produce(topic: str, records: list[tuple[bytes, bytes]]) -> float:
@@ -272,6 +275,9 @@ def run(
         worker = run_worker(es, topic, prefix, valid, profile, workers, processes=processes)
         log(f"B1: worker {worker['events_per_s']} events/s, peak RSS {worker['peak_rss_mb']} MB")
         drop_indices(es, prefix)
+        conflict_check = b1_lookup.run(
+            es, [value for _, value in records[:LOOKUP_EVENTS]], now, worker["events_per_s"]
+        )
         baselines = []
         for chunk, threads in BULK_SETTINGS:
             result = run_baseline(es, docs, chunk, threads)
@@ -298,6 +304,7 @@ def run(
         },
         "ratio": worker_ratio,
         "steady_ratio": steady_ratio,
+        "conflict_check": conflict_check,
         "targets": {
             "ratio": {
                 "target": f">= {TARGET_RATIO}",

@@ -238,9 +238,26 @@ def section_b1(r: dict[str, Any], plot: str | None) -> list[str]:
         f"Ratio worker / baseline: **{_fmt(r['ratio'])}** (target >= 0.8: "
         f"{_ok(t['ratio']['met'])}); from the first document: {_fmt(r.get('steady_ratio'))}. "
         f"Worker peak RSS {_fmt(w['peak_rss_mb'], ' MB')} (target <= 250 MB: "
-        f"{_ok(t['peak_rss_mb']['met'])}).",
+        f"{_ok(t['peak_rss_mb']['met'])}); {w.get('processes', 1)} worker process(es).",
         "",
+        *conflict_check_line(r.get("conflict_check")),
         f"![B1]({Path('..') / plot})" if plot else "",
+        "",
+    ]
+
+
+def conflict_check_line(c: dict[str, Any] | None) -> list[str]:
+    if not c:
+        return []
+    ms = c["per_batch_ms"]
+    return [
+        f"Conflict check (the stored-log lookup before each bulk create, issue 10), measured "
+        f"on {c['events']:,} of these events with the worker's `Indexer`: {_fmt(ms['lookup'])} ms"
+        f" per batch of {c['batch_size']}, {_fmt(100 * c['share_of_indexer'])} % of the "
+        f"indexer's time ({_fmt(ms['indexer_with_lookup'])} ms with it, "
+        f"{_fmt(ms['indexer_without_lookup'])} ms without) and "
+        f"{_fmt(100 * (c['share_of_worker_batch'] or 0))} % of the worker's time per batch "
+        f"({_fmt(c['worker_batch_ms'])} ms; target <= 5 %).",
         "",
     ]
 

@@ -14,6 +14,7 @@ from consumer import logs
 from consumer.app import create_app
 from consumer.backoff import Backoff, RetryLater
 from consumer.indexer import ensure_template
+from consumer.pipeline import tune_garbage_collector
 from consumer.processes import run_processes
 from consumer.settings import Settings, SettingsError, load_settings, require_signing_key
 from consumer.topics import TopicsMissing, check_topics
@@ -78,6 +79,7 @@ def main() -> None:
         redirect_stdouts=False,
         logging_config=logs.logging_config(settings.log_level),
     )
+    tune_garbage_collector()  # after every start-up import and object: they stay untraced
     # Faust installs its own SIGTERM/SIGINT handlers: stop taking, cancel the in-flight batch
     # (uncommitted, so it is redelivered), close the consumer, exit 0.
     worker.execute_from_commandline()

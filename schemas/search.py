@@ -23,6 +23,7 @@ computes the searchable representation itself and the query side mirrors it:
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
@@ -108,8 +109,10 @@ class PieceCache:
 
     def __init__(self, max_entries: int = 32768) -> None:
         self.max_entries = max_entries
-        self._tokens: dict[str, tuple[str | None, tuple[str, ...]]] = {}
-        self._seen_once: dict[str, None] = {}
+        # OrderedDict: dropping the oldest is O(1) (a dict's `next(iter(...))` walks over
+        # the holes its earlier deletions left).
+        self._tokens: OrderedDict[str, tuple[str | None, tuple[str, ...]]] = OrderedDict()
+        self._seen_once: OrderedDict[str, None] = OrderedDict()
 
     def tokens(self, piece: str) -> tuple[str | None, tuple[str, ...]]:
         """(space-joined grams, or None under 3 characters; word-start prefixes)."""
@@ -127,9 +130,9 @@ class PieceCache:
             self._admit(self._seen_once, piece, None)
         return made
 
-    def _admit(self, table: dict[str, Any], piece: str, value: Any) -> None:
+    def _admit(self, table: OrderedDict[str, Any], piece: str, value: Any) -> None:
         if len(table) >= self.max_entries:
-            del table[next(iter(table))]
+            table.popitem(last=False)
         table[piece] = value
 
 
