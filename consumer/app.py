@@ -10,7 +10,8 @@ How offsets are controlled (the part that makes "nothing lost" true):
 * The agent commits itself, after Elasticsearch acknowledged every document of the batch and
   Kafka acknowledged every dead letter: per partition, the batch's highest offset + 1, through
   the aiokafka consumer (on its own thread, as Faust does). One agent instance (concurrency 1)
-  handles one batch at a time, so a commit never overtakes an unfinished record.
+  handles one batch at a time, so a commit never overtakes an unfinished record (the next
+  batch is only validated and normalized meanwhile, see ``InFlight``).
 * Records fetched before a rebalance (their generation is not the consumer's current one) are
   indexed but not committed: the partition may belong to another worker now, or was re-seeked
   to its committed offset and will be redelivered (a ``create`` of an existing id is a no-op).
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
 import shutil
 import ssl
@@ -44,7 +46,7 @@ from consumer.digests import DigestLog
 from consumer.dlq import DeadLetterQueue
 from consumer.health import Health
 from consumer.indexer import Indexer
-from consumer.pipeline import RawRecord, process_batch
+from consumer.pipeline import Processed, RawRecord, process_batch
 from consumer.settings import Settings
 from schemas.integrity import load_private_key
 
@@ -73,8 +75,16 @@ class Ingest:
         #: None only in tests of the batch path alone: production always signs digests.
         self.digests = digests
 
-    async def handle(self, records: Sequence[RawRecord]) -> None:
-        """Index the valid, dead-letter the rest; returns only when both are acknowledged."""
+    async def prepare(self, records: Sequence[RawRecord]) -> Processed:
+        """Validate and normalize a batch (CPU-bound: validation, n-grams, JSON) in a thread,
+        so the event loop stays responsive and the previous batch's I/O goes on meanwhile."""
+        return await asyncio.to_thread(process_batch, records, self.prefix, datetime.now(UTC))
+
+    async def handle(
+        self, records: Sequence[RawRecord], processed: Processed | None = None
+    ) -> None:
+        """Index the valid, dead-letter the rest; returns only when both are acknowledged.
+        `processed`: `prepare(records)`, when it was made ahead of time."""
         metrics.CONSUMED.inc(len(records))
         metrics.BATCH_SIZE.observe(len(records))
         self.health.batch_started()
@@ -82,7 +92,8 @@ class Ingest:
         # would let Faust move on past it) nor stop the worker: retry the whole batch, loudly.
         async for attempt in self._backoff.retrying("batch failed", retry_on=Exception):
             with attempt:
-                await self._handle_once(records)
+                await self._handle_once(records, processed)
+            processed = None  # a retry starts over from the records
         self.health.batch_done()
 
     def ready_to_commit(self) -> bool:
@@ -103,13 +114,10 @@ class Ingest:
         await self.indexer.close()
         await asyncio.to_thread(self.dead_letters.close)
 
-    async def _handle_once(self, records: Sequence[RawRecord]) -> None:
+    async def _handle_once(self, records: Sequence[RawRecord], processed: Processed | None) -> None:
         try:
-            # CPU-bound (validation, n-grams): off the event loop, so /healthz and Faust's
-            # timers stay responsive while a large batch is normalized.
-            processed = await asyncio.to_thread(
-                process_batch, records, self.prefix, datetime.now(UTC)
-            )
+            if processed is None:
+                processed = await self.prepare(records)
             outcome = await self.indexer.index(processed.actions)
             await self.dead_letters.send([*processed.dead_letters, *outcome.rejected])
             if self.digests is not None:
@@ -117,6 +125,57 @@ class Ingest:
         except Exception:
             log.exception("batch of %d records failed unexpectedly; retrying it", len(records))
             raise
+
+
+class InFlight:
+    """One batch being indexed while the next one is taken and prepared.
+
+    A batch's CPU work (`Ingest.prepare`, in a thread) and the previous batch's I/O
+    (Elasticsearch, the dead-letter topic) overlap; everything else stays in order: a batch
+    is handled (indexed, dead-lettered, covered by digests) only after the one before it is
+    done, and its offsets are handed to the committer only once it is done.
+    """
+
+    def __init__(self, ingest: Ingest, committer: OffsetCommitter) -> None:
+        self.ingest = ingest
+        self.committer = committer
+        self._task: asyncio.Task[None] | None = None
+        self._events: Sequence[EventT] = ()
+
+    async def take(self, events: Sequence[EventT]) -> None:
+        """Start on `events` (possibly none) once the batch in flight is done."""
+        records = [to_record(event) for event in events]
+        preparing = asyncio.ensure_future(self.ingest.prepare(records)) if records else None
+        await self.finish()
+        if preparing is None:
+            return
+        try:
+            processed: Processed | None = await preparing
+        except Exception:  # a bug in the pure core: `handle` retries it, loudly
+            processed = None
+        self._events = events
+        self._task = asyncio.create_task(self._handle(records, processed))
+
+    async def finish(self) -> None:
+        """Wait for the batch in flight; its records may then be committed."""
+        if self._task is not None:
+            await self._task
+            self._task = None
+            self.committer.handled(self._events)  # ES and the DLQ have acknowledged them
+            self._events = ()
+
+    async def cancel(self) -> None:
+        """Stop the batch in flight (SIGTERM): it stays uncommitted and is redelivered."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _handle(self, records: Sequence[RawRecord], processed: Processed | None) -> None:
+        started = monotonic()
+        await self.ingest.handle(records, processed)
+        metrics.BATCH_SECONDS.observe(monotonic() - started)
 
 
 class OffsetCommitter:
@@ -275,19 +334,16 @@ def create_app(
 
     @app.agent(topic, concurrency=1, name="ingest")
     async def ingest_agent(stream: StreamT[bytes]) -> None:
+        in_flight = InFlight(ingest, committer)
         try:
             # An empty list is an idle window: a chance to seal and commit what is waiting.
             async for events in bounded_batches(cast(faust.Stream, stream), bounds, idle=True):
-                started = monotonic()
-                if events:
-                    await ingest.handle([to_record(event) for event in events])
-                    committer.handled(events)  # ES and the DLQ have acknowledged them
+                await in_flight.take(events)
                 if committer.has_pending and ingest.ready_to_commit():
                     await ingest.seal()  # their digests are stored...
                     await committer.commit_handled()  # ...and only now their offsets
-                if events:
-                    metrics.BATCH_SECONDS.observe(monotonic() - started)
         finally:  # SIGTERM cancels us here; what was not committed is redelivered
+            await in_flight.cancel()
             await ingest.close()
 
     _add_pages(app, health)
