@@ -25,6 +25,11 @@ Every `/api/` call needs `Authorization: Bearer <JWT>` (claims `sub`, `name`, `p
 and support users see the logs of the organizations in their `org_ids`. A log outside the
 caller's scope is a 404, exactly as if it did not exist.
 
+Lists are newest first (`timestamp`, then Log ID, descending: the order the indices are
+stored in, so pages and exports stop early). `total` is exact up to 1,000 logs: beyond that it
+is `{"value": 1000, "relation": "gte"}` ("more than 1,000"), on every page of a list; counting
+further would cost every call a visit to every matching log. The export has every log.
+
 Cursors are opaque, bound to the filters and caller they were issued for, and expire (one hour
 by default): an expired or altered cursor is a 400 naming `cursor`; start from the first page.
 An export streams only once its own `audit_log.download` event is acknowledged by Kafka. If

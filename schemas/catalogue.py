@@ -16,6 +16,12 @@ from importlib import resources
 # SPEC §2: an unknown code is still indexed when it has this shape.
 ACTION_PATTERN = re.compile(r"[a-z0-9_]+(\.[a-z0-9_]+)+")
 
+#: Recorded by the product itself when retention deletes a partner's expired logs
+#: (schemas/retention.py); never an action of a portal user.
+EXPIRE_ACTION = "audit_log.expire"
+#: Activities only the product records: left out of the demo stream.
+SYSTEM_ACTIVITIES = frozenset({EXPIRE_ACTION})
+
 OTHER_CATEGORY_CODE = "other"
 OTHER_CATEGORY_LABEL = "Other"
 

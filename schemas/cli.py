@@ -7,6 +7,7 @@
     audit-log dlq replay --reason invalid_fields --fix-up 'jq -c ...' [--dry-run]
     audit-log verify --partner p-100 --from 2026-11-01   # logs against signed digests
     audit-log keygen --out signing-key.pem               # the digests' signing key pair
+    audit-log indices status | retention | hold | migrate  # the indices' lifecycle
 
 `audit-log COMMAND --help` tells more; `audit-log dlq replay --help` how replay stays safe.
 
@@ -25,6 +26,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import IO, Any, NoReturn
 
+from schemas.cli_args import whole_number
 from schemas.dead_letter import REASONS
 from schemas.demo import generate_events
 from schemas.dlq_kafka import (
@@ -46,8 +48,9 @@ from schemas.dlq_letters import (
     parse_time,
 )
 from schemas.dlq_replay import Corrections, CorrectionsError, FixUp, ReplayPlan, Skip
+from schemas.es_rest import StoreError
 from schemas.event import InvalidEvent, decode_event
-from schemas.integrity_store import StoreError
+from schemas.indices_cli import add_indices
 from schemas.kafka_config import (
     bootstrap_servers_from_env,
     dlq_topic_from_env,
@@ -122,6 +125,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_dlq(commands, kafka)
     add_verify(commands, [])
     add_keygen(commands)
+    add_indices(commands, _Parser)
     return parser
 
 
@@ -282,13 +286,7 @@ def _time(text: str) -> datetime:
 
 
 def _count(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if number < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return number
+    return whole_number(text)
 
 
 def _say(message: str) -> None:

@@ -1,10 +1,11 @@
 """A realistic, reproducible stream of valid audit events, for demos and load tests.
 
-Every catalogue activity appears (the first 41 events cover all of them), organizations
-belong to fixed partners, actors of all four types act through the UI, the API or the
-system, about ``failure_rate`` of the actions fail with a reason, updates carry changes,
-some events carry metadata, and ``occurred_at`` moves forward over ``days`` up to ``now``
-with a mix of UTC offsets. The same ``seed`` and ``now`` give the same events.
+Every catalogue activity a portal records appears (the first 41 events cover all of them;
+the product's own, `SYSTEM_ACTIVITIES`, never do), organizations belong to fixed partners,
+actors of all four types act through the UI, the API or the system, about ``failure_rate``
+of the actions fail with a reason, updates carry changes, some events carry metadata, and
+``occurred_at`` moves forward over ``days`` up to ``now`` with a mix of UTC offsets. The same
+``seed`` and ``now`` give the same events.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
-from schemas.catalogue import Activity, all_activities
+from schemas.catalogue import SYSTEM_ACTIVITIES, Activity, all_activities
 
 FIRST = [
     "Jane",
@@ -249,7 +250,7 @@ def generate_events(
     now = now or datetime.now(UTC)
     start, span = now - timedelta(days=days), timedelta(days=days)
     world = _World(partners=partners, organizations=organizations)
-    catalogue = list(all_activities())
+    catalogue = [a for a in all_activities() if a.code not in SYSTEM_ACTIVITIES]
     first_pass = rng.sample(catalogue, len(catalogue))  # every activity early in the stream
     for n in range(count):
         activity = first_pass[n] if n < len(first_pass) else rng.choice(catalogue)

@@ -124,6 +124,31 @@ def searchable_values(event: dict[str, Any], description: str) -> list[str | Non
     ]
 
 
+def stored_searchable_values(source: dict[str, Any]) -> list[str | None]:
+    """``searchable_values`` read back from a stored document (``_source``)."""
+    user, obj = source.get("user") or {}, source[NAMESPACE].get("object") or {}
+    return [
+        source["event"]["id"],
+        user.get("id"),
+        user.get("name"),
+        user.get("email"),
+        obj.get("id"),
+        obj.get("name"),
+        source.get("message"),
+    ]
+
+
+def with_search(source: dict[str, Any]) -> dict[str, Any]:
+    """A stored ``_source`` made indexable again, for a copy into another index.
+
+    The search representation is left out of ``_source`` (see the index template), so it
+    is recomputed from the values it is made of; the rest is the stored document itself,
+    which the copy then stores unchanged (its integrity leaf stays the same).
+    """
+    search = search_representation(stored_searchable_values(source))
+    return {**source, NAMESPACE: {**source[NAMESPACE], "search": search}}
+
+
 def _ecs_part(event: dict[str, Any], description: str, ingested: str) -> dict[str, Any]:
     actor, source = event["actor"], event["source"]
     return _compact(

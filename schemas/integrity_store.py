@@ -7,59 +7,24 @@ Elasticsearch's server core has is used: `_search` with `search_after` and point
 
 from __future__ import annotations
 
-import base64
-import json
-import os
-import ssl
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
+from schemas.es_rest import RestClient, StoreAddress, StoreError
 from schemas.index_template import digest_index, read_alias
 from schemas.integrity import Digest
 
+__all__ = ["PAGE", "StoreAddress", "StoreError", "StoreReader"]
+
 PAGE = 1000
-DEFAULT_URL = "http://127.0.0.1:9200"
-
-
-class StoreError(Exception):
-    """Elasticsearch could not be read; the message says where and why, in one line."""
-
-
-@dataclass(frozen=True)
-class StoreAddress:
-    url: str = DEFAULT_URL
-    api_key: str | None = field(default=None, repr=False)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    ca_certs: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise StoreError(f"ELASTICSEARCH_URL={self.url!r} must start with http:// or https://")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> StoreAddress:
-        env = os.environ if env is None else env
-        return cls(
-            url=(env.get("ELASTICSEARCH_URL") or DEFAULT_URL).rstrip("/"),
-            api_key=env.get("ELASTICSEARCH_API_KEY") or None,
-            username=env.get("ELASTICSEARCH_USERNAME") or None,
-            password=env.get("ELASTICSEARCH_PASSWORD") or None,
-            ca_certs=env.get("ELASTICSEARCH_CA_CERTS") or None,
-        )
 
 
 class StoreReader:
     """The digests of a partner and its logs in a time range, as the store holds them."""
 
     def __init__(self, address: StoreAddress, prefix: str, timeout_s: float = 60) -> None:
-        self._address = address
+        self._rest = RestClient(address, timeout_s)
         self._prefix = prefix
-        self._timeout = timeout_s
-        self._context = ssl.create_default_context(cafile=address.ca_certs)
 
     def digests(self, partner_id: str) -> list[Digest]:
         """Every digest of the partner, in sequence order."""
@@ -113,47 +78,4 @@ class StoreReader:
     def _call(
         self, method: str, path: str, body: dict[str, Any] | None, quiet: bool = False
     ) -> dict[str, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        # The scheme is http(s) by construction (StoreAddress refuses anything else).
-        request = urllib.request.Request(  # noqa: S310
-            self._address.url + path, data=data, method=method, headers=self._headers()
-        )
-        try:
-            with urllib.request.urlopen(  # noqa: S310
-                request, timeout=self._timeout, context=self._context
-            ) as reply:
-                result: dict[str, Any] = json.loads(reply.read() or b"{}")
-                return result
-        except urllib.error.HTTPError as error:
-            if quiet:
-                return {}
-            raise StoreError(
-                f"Elasticsearch at {self._address.url} answered {error.code}: {_reason(error)}"
-            ) from None
-        except (urllib.error.URLError, OSError) as error:
-            if quiet:
-                return {}
-            reason = getattr(error, "reason", error)
-            raise StoreError(
-                f"cannot reach Elasticsearch at {self._address.url}: {reason}"
-            ) from None
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self._address.api_key:
-            headers["Authorization"] = f"ApiKey {self._address.api_key}"
-        elif self._address.username:
-            token = f"{self._address.username}:{self._address.password or ''}".encode()
-            headers["Authorization"] = f"Basic {base64.b64encode(token).decode()}"
-        return headers
-
-
-def _reason(error: urllib.error.HTTPError) -> str:
-    try:
-        detail = json.loads(error.read()).get("error", {})
-    except ValueError:
-        return str(error.reason)
-    if isinstance(detail, dict):
-        cause = (detail.get("root_cause") or [detail])[0]
-        return f"{cause.get('type')}: {cause.get('reason')}"
-    return str(detail)
+        return self._rest.call(method, path, body, quiet=quiet)

@@ -1,4 +1,5 @@
-"""The catalogue: all 41 activities of SPEC's activities.csv, with labels and categories."""
+"""The catalogue: all 41 activities of SPEC's activities.csv, with labels and categories,
+then the activities the product records itself."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from schemas.catalogue import (
     OTHER_CATEGORY_CODE,
+    SYSTEM_ACTIVITIES,
     UnknownActivityError,
     all_activities,
     categories,
@@ -69,21 +71,26 @@ EXPECTED = {
     "subscription_plan.update": ("Update subscription plan", "organization_management"),
     "subscription_seat.update": ("Update subscription seat", "organization_management"),
 }
+# Recorded by the product itself (retention), after the SPEC's rows.
+PRODUCT_ACTIVITIES = {
+    "audit_log.expire": ("Delete expired audit logs", "organization_management"),
+}
 CATEGORY_LABELS = {
     "login_accessibility": "Login & Accessibility",
     "organization_management": "Organization Management",
 }
 
 
-def test_41_activities_in_file_order() -> None:
+def test_41_activities_in_file_order_then_the_products_own() -> None:
     assert len(EXPECTED) == 41
-    assert [a.code for a in all_activities()] == list(EXPECTED)
+    assert [a.code for a in all_activities()] == [*EXPECTED, *PRODUCT_ACTIVITIES]
+    assert frozenset(PRODUCT_ACTIVITIES) == SYSTEM_ACTIVITIES
 
 
-@pytest.mark.parametrize("code", list(EXPECTED))
+@pytest.mark.parametrize("code", [*EXPECTED, *PRODUCT_ACTIVITIES])
 def test_activity_label_and_category(code: str) -> None:
     activity = get_activity(code)
-    label, category = EXPECTED[code]
+    label, category = {**EXPECTED, **PRODUCT_ACTIVITIES}[code]
     assert (activity.code, activity.label, activity.category_code) == (code, label, category)
     assert activity.category_label == CATEGORY_LABELS[category]
     assert activity.known and activity.object_type
@@ -92,13 +99,15 @@ def test_activity_label_and_category(code: str) -> None:
 @pytest.mark.skipif(not SPEC_CSV.exists(), reason="the shared spec folder is not present")
 def test_package_data_matches_spec_csv() -> None:
     with SPEC_CSV.open(encoding="utf-8") as spec, PACKAGE_CSV.open(encoding="utf-8") as pkg:
-        assert list(csv.DictReader(spec)) == list(csv.DictReader(pkg))
+        spec_rows, package_rows = list(csv.DictReader(spec)), list(csv.DictReader(pkg))
+    assert package_rows[: len(spec_rows)] == spec_rows
+    assert [row["code"] for row in package_rows[len(spec_rows) :]] == list(PRODUCT_ACTIVITIES)
 
 
 def test_categories_group_in_order() -> None:
     groups = categories()
     assert [(c.code, c.label) for c in groups] == list(CATEGORY_LABELS.items())
-    assert [len(c.activities) for c in groups] == [2, 39]
+    assert [len(c.activities) for c in groups] == [2, 39 + len(PRODUCT_ACTIVITIES)]
 
 
 def test_unknown_well_formed_code_is_other() -> None:
