@@ -136,15 +136,22 @@ class InFlight:
     done, and its offsets are handed to the committer only once it is done.
     """
 
-    def __init__(self, ingest: Ingest, committer: OffsetCommitter) -> None:
+    def __init__(self, ingest: Ingest, committer: OffsetCommitter, max_bytes: int) -> None:
         self.ingest = ingest
         self.committer = committer
+        #: Record values that may be in flight and prepared at once: two batches of large
+        #: events are not overlapped, so memory stays what one batch needs (QUALITY B5).
+        self.max_bytes = max_bytes
         self._task: asyncio.Task[None] | None = None
         self._events: Sequence[EventT] = ()
+        self._bytes = 0
 
     async def take(self, events: Sequence[EventT]) -> None:
         """Start on `events` (possibly none) once the batch in flight is done."""
         records = [to_record(event) for event in events]
+        size = sum(len(record.value or b"") for record in records)
+        if self._bytes + size > self.max_bytes:
+            await self.finish()
         preparing = asyncio.ensure_future(self.ingest.prepare(records)) if records else None
         await self.finish()
         if preparing is None:
@@ -153,7 +160,7 @@ class InFlight:
             processed: Processed | None = await preparing
         except Exception:  # a bug in the pure core: `handle` retries it, loudly
             processed = None
-        self._events = events
+        self._events, self._bytes = events, size
         self._task = asyncio.create_task(self._handle(records, processed))
 
     async def finish(self) -> None:
@@ -162,7 +169,7 @@ class InFlight:
             await self._task
             self._task = None
             self.committer.handled(self._events)  # ES and the DLQ have acknowledged them
-            self._events = ()
+            self._events, self._bytes = (), 0
 
     async def cancel(self) -> None:
         """Stop the batch in flight (SIGTERM): it stays uncommitted and is redelivered."""
@@ -334,7 +341,7 @@ def create_app(
 
     @app.agent(topic, concurrency=1, name="ingest")
     async def ingest_agent(stream: StreamT[bytes]) -> None:
-        in_flight = InFlight(ingest, committer)
+        in_flight = InFlight(ingest, committer, bounds.max_bytes)
         try:
             # An empty list is an idle window: a chance to seal and commit what is waiting.
             async for events in bounded_batches(cast(faust.Stream, stream), bounds, idle=True):

@@ -45,7 +45,7 @@ class Committer:
 
 def test_the_next_batch_is_prepared_while_the_previous_one_is_indexed() -> None:
     ingest = SlowIngest()
-    in_flight = InFlight(ingest, Committer(ingest.log))  # type: ignore[arg-type]
+    in_flight = InFlight(ingest, Committer(ingest.log), max_bytes=1000)  # type: ignore[arg-type]
 
     async def scenario() -> None:
         await in_flight.take([event(0)])
@@ -69,7 +69,7 @@ def test_the_next_batch_is_prepared_while_the_previous_one_is_indexed() -> None:
 
 def test_a_cancelled_batch_is_never_handed_to_the_committer() -> None:
     ingest = SlowIngest()
-    in_flight = InFlight(ingest, Committer(ingest.log))  # type: ignore[arg-type]
+    in_flight = InFlight(ingest, Committer(ingest.log), max_bytes=1000)  # type: ignore[arg-type]
 
     async def scenario() -> None:
         await in_flight.take([event(0)])
@@ -79,3 +79,18 @@ def test_a_cancelled_batch_is_never_handed_to_the_committer() -> None:
     asyncio.run(scenario())
 
     assert "handled 0" not in ingest.log and "index 0 done" not in ingest.log
+
+
+def test_large_batches_are_not_overlapped() -> None:
+    # Each batch holds 2 bytes of values; 3 may be in flight: the second waits for the first.
+    ingest = SlowIngest()
+    in_flight = InFlight(ingest, Committer(ingest.log), max_bytes=3)  # type: ignore[arg-type]
+
+    async def scenario() -> None:
+        await in_flight.take([event(0)])
+        await in_flight.take([event(1)])
+        await in_flight.finish()
+
+    asyncio.run(scenario())
+
+    assert ingest.log.index("prepare 1") > ingest.log.index("handled 0")
