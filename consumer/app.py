@@ -347,6 +347,8 @@ def create_app(
             async for events in bounded_batches(cast(faust.Stream, stream), bounds, idle=True):
                 await in_flight.take(events)
                 if committer.has_pending and ingest.ready_to_commit():
+                    # No batch may add logs to the digests while they are being sealed.
+                    await in_flight.finish()
                     await ingest.seal()  # their digests are stored...
                     await committer.commit_handled()  # ...and only now their offsets
         finally:  # SIGTERM cancels us here; what was not committed is redelivered
