@@ -134,9 +134,16 @@ class DigestLog:
             await self._learn_heads([p for p in self._pending if p not in self._heads])
             written = 0
             for partner_id in list(self._pending):
-                await self._append(partner_id, self._pending[partner_id])
+                # Taken out before the write: a batch in flight (app.InFlight) may cover
+                # more logs of this partner meanwhile; they wait for the next digest.
+                pending = self._pending.pop(partner_id)
+                try:
+                    await self._append(partner_id, pending)
+                except BaseException:
+                    self._put_back(partner_id, pending)
+                    raise
                 written += 1
-                self._waiting -= len(self._pending.pop(partner_id).entries)
+                self._waiting -= len(pending.entries)
         except (TransportError, ApiError) as error:
             if isinstance(error, ApiError) and error.status_code == 404:
                 await self._create_index()
@@ -145,6 +152,13 @@ class DigestLog:
             raise RetryLater(reason) from error
         metrics.DIGESTS.inc(written)
         return written
+
+    def _put_back(self, partner_id: str, pending: _Pending) -> None:
+        """A digest that was not stored: its logs wait again, before any covered since."""
+        since = self._pending.get(partner_id, _Pending())
+        pending.entries.update(since.entries)
+        pending.ingested += since.ingested
+        self._pending[partner_id] = pending
 
     async def _append(self, partner_id: str, pending: _Pending) -> None:
         """Add one digest to the partner's chain, moving past sequence numbers others took."""
