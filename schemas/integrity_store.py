@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from schemas.catalogue import EXPIRE_ACTION
 from schemas.es_rest import RestClient, StoreAddress, StoreError
 from schemas.index_template import digest_index, read_alias
 from schemas.integrity import Digest
@@ -61,6 +62,28 @@ class StoreReader:
             }
         finally:
             self._call("DELETE", "/_pit", {"id": pit["id"]}, quiet=True)
+
+    def expiries(self, partner_id: str) -> dict[str, dict[str, Any]]:
+        """Log ID -> `_source` of the partner's `audit_log.expire` logs (retention's records
+        of what it deleted), whatever their time."""
+        body = {
+            "query": {
+                "bool": {
+                    "filter": [
+                        {"term": {"audit.partner_id": partner_id}},
+                        {"term": {"event.action": EXPIRE_ACTION}},
+                    ]
+                }
+            },
+            "sort": [{"@timestamp": "asc"}, {"event.id": "asc"}],
+        }
+        try:
+            hits = self._search_after(read_alias(self._prefix), body)
+            return {hit["_source"]["event"]["id"]: hit["_source"] for hit in hits}
+        except StoreError as error:
+            if "index_not_found_exception" in str(error):
+                return {}
+            raise
 
     def _search_after(self, index: str | None, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         path = f"/{index}/_search" if index else "/_search"

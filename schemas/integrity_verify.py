@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from schemas.document import document_to_log_detail
+from schemas.document import NAMESPACE, document_to_log_detail
 from schemas.integrity import (
     GENESIS,
     Digest,
@@ -43,6 +43,9 @@ class Findings:
     inserted: list[str] = field(default_factory=list)
     #: Log IDs covered by two digests with different leaves.
     conflicting: list[str] = field(default_factory=list)
+    #: Log IDs gone because retention deleted their month, as the partner's own signed
+    #: `audit_log.expire` logs say: not findings (see `expired_spans`).
+    expired: list[str] = field(default_factory=list)
     #: Sequence numbers absent from the chain.
     missing_digests: list[int] = field(default_factory=list)
     #: Digests whose signature does not verify with the trusted key (re-signed or altered).
@@ -135,19 +138,43 @@ def expected_leaves(
     return expected
 
 
+def expired_spans(
+    digests: Iterable[Digest], expiries: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[str, str]]:
+    """The event-time spans [from, to) whose logs retention deleted, from the partner's
+    `audit_log.expire` logs (`expiries`: Log ID -> `_source`). Only such a log that a valid
+    digest signed, as stored, counts: a record written into the store behind the worker's
+    back excuses nothing. A span never reaches past the cutoff the retention applied."""
+    signed = {(entry.log_id, entry.leaf) for digest in digests for entry in digest.entries}
+    spans = []
+    for log_id, source in expiries.items():
+        if (log_id, leaf_hash(source)) not in signed:
+            continue
+        meta = (source.get(NAMESPACE) or {}).get("metadata") or {}
+        start, end, cutoff = (str(meta.get(key) or "") for key in ("from", "to", "cutoff"))
+        if start and end and cutoff:
+            spans.append((start, min(end, cutoff)))
+    return spans
+
+
 def verify_store(
     digests: Sequence[Digest],
     keys: Mapping[str, Ed25519PublicKey],
     stored: Mapping[str, Mapping[str, Any]],
     window: tuple[str, str],
     pending_after: str,
+    expiries: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Findings:
     """Store mode. `stored`: Log ID -> `_source` of every log of the partner whose event time
     falls in `window`; `pending_after`: logs ingested after this time may not be covered
-    yet (the digest lag) and are not called inserted."""
+    yet (the digest lag) and are not called inserted; `expiries`: the partner's
+    `audit_log.expire` logs, whatever their time (a log they account for is expired, not
+    deleted)."""
     findings = Findings()
     trusted = verify_chain(digests, keys, findings)
     expected = expected_leaves(trusted, window, findings)
+    spans = expired_spans(trusted, expiries or {})
+    times = {entry.log_id: entry.timestamp for digest in trusted for entry in digest.entries}
     for log_id, source in stored.items():
         findings.checked_logs += 1
         leaf = expected.get(log_id)
@@ -157,7 +184,9 @@ def verify_store(
                 findings.inserted.append(log_id)
         elif leaf_hash(source) != leaf:
             findings.changed.append(log_id)
-    findings.deleted += [log_id for log_id in expected if log_id not in stored]
+    for log_id in (log_id for log_id in expected if log_id not in stored):
+        gone = any(start <= times[log_id] < end for start, end in spans)
+        (findings.expired if gone else findings.deleted).append(log_id)
     return findings
 
 

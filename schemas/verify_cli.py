@@ -126,6 +126,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             reader.logs(args.partner, window),
             window,
             pending_after,
+            reader.expiries(args.partner),
         )
         subject = f"partner {args.partner} from {window[0]} to {window[1]}"
     return _report(subject, findings)
@@ -135,6 +136,8 @@ def _report(subject: str, findings: Findings) -> int:
     for line in findings.lines():
         print(line)
     counts = f"{findings.checked_logs} logs, {findings.checked_digests} digests"
+    if findings.expired:  # deleted by retention, as its signed audit_log.expire logs say
+        counts += f"; {len(findings.expired)} expired under retention"
     if findings.clean:
         _say(f"verified {subject}: {counts}, nothing changed, deleted or inserted")
         return 0
