@@ -30,6 +30,7 @@ WORKER_PORT = int(os.environ.get("AUDIT_WORKER_PORT", "9108"))
 DEV_PARTNER = os.environ.get("AUDIT_DEV_PARTNER", "p-001")
 READY_TIMEOUT_S = 90.0
 TOPIC_PARTITIONS = int(os.environ.get("AUDIT_PARTITIONS", "4"))
+RETENTION = ["indices", "retention", "--every", "24h"]
 
 
 def _load(name: str) -> ModuleType:
@@ -180,6 +181,10 @@ def serve(services: ModuleType, supervisor: Any, started: list[str], stop: StopO
         return
     supervisor.start("worker", [str(BIN / "audit-worker")], env, log_dir / "worker.log")
     supervisor.start("api", [str(BIN / "audit-api")], env, log_dir / "api.log")
+    # Retention now, then once a day (README, "Index lifecycle"); it has no health page.
+    supervisor.start(
+        "retention", [str(BIN / "audit-log"), *RETENTION], env, log_dir / "retention.log"
+    )
     health = {
         "worker": f"http://127.0.0.1:{WORKER_PORT}/healthz",
         "api": f"http://127.0.0.1:{API_PORT}/healthz",

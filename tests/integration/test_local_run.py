@@ -54,6 +54,7 @@ def fake_bin(folder: Path) -> Path:
     for name, port_variable in (
         ("audit-worker", "AUDIT_WORKER_PORT"),
         ("audit-api", "AUDIT_API_PORT"),
+        ("audit-log", "FAKE_RETENTION_PORT"),  # the daily `audit-log indices retention`
     ):
         script = folder / name
         script.write_text(
@@ -98,10 +99,15 @@ def run_env(
         "AUDIT_DLQ_TOPIC": dlq,
         "AUDIT_WORKER_PORT": str(free_port()),
         "AUDIT_API_PORT": str(free_port()),
+        "FAKE_RETENTION_PORT": str(free_port()),
         "AUDIT_STATE_DIR": str(tmp_path / "state"),
         "FAKE_PIDS": str(tmp_path / "pids"),
-        # The link to the interpreter is outside the venv: name its packages (jwt, kafka).
-        "PYTHONPATH": os.pathsep.join(dict.fromkeys([paths["purelib"], paths["platlib"]])),
+        # The link to the interpreter is outside the venv: name its packages (jwt, kafka)
+        # and this checkout (run.py imports schemas; the editable install's hook is a .pth
+        # file, which only the venv's own site folder runs).
+        "PYTHONPATH": os.pathsep.join(
+            dict.fromkeys([str(RUN.parents[2]), paths["purelib"], paths["platlib"]])
+        ),
     }
 
 
@@ -125,7 +131,7 @@ def make_run(
     for process in started:  # a failed test must not leave run.py or its children behind
         process.kill()
         process.wait()
-    for name in ("audit-worker", "audit-api"):
+    for name in ("audit-worker", "audit-api", "audit-log"):
         pid = pid_of(pids, name)
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -150,6 +156,7 @@ def test_a_killed_worker_is_restarted_and_ctrl_c_stops_everything(
     wait_until(printed("Token:"), 60, "run.py's banner")
     first_worker, api = pid_of(pids, "audit-worker"), pid_of(pids, "audit-api")
     assert first_worker and api
+    retention = wait_until(lambda: pid_of(pids, "audit-log"), 30, "the retention schedule")
     os.kill(first_worker, signal.SIGKILL)
 
     wait_until(printed("run: restarted worker"), 30, "the worker restarted")
@@ -163,4 +170,4 @@ def test_a_killed_worker_is_restarted_and_ctrl_c_stops_everything(
     run.send_signal(signal.SIGINT)
     assert run.wait(timeout=60) == 0, output.read_text()
     assert output.read_text().rstrip().endswith("run: stopped")
-    assert not alive(worker) and not alive(api)
+    assert not alive(worker) and not alive(api) and not alive(retention)
