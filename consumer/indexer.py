@@ -175,7 +175,7 @@ def ensure_template(settings: Settings, backoff: Backoff | None = None) -> None:
         ):
             with attempt:
                 try:
-                    client.indices.put_index_template(name=name, **body)
+                    _put_template_unless_newer(client, name, body)
                     _update_existing_mappings(client, settings.index_prefix)
                 except (TransportError, ApiError) as error:
                     if isinstance(error, ApiError) and not _is_transient(error.status_code):
@@ -184,6 +184,22 @@ def ensure_template(settings: Settings, backoff: Backoff | None = None) -> None:
     finally:
         client.close()
     log.info("index template %s installed", name)
+
+
+def _put_template_unless_newer(client: Elasticsearch, name: str, body: dict[str, Any]) -> None:
+    """A worker of an older release (a rolling upgrade, a restart) must not put back its
+    older template: indices made from then on would need migrating again."""
+    reply = client.options(ignore_status=404).indices.get_index_template(name=name)
+    installed = [t["index_template"].get("version") or 0 for t in reply.get("index_templates", [])]
+    if installed and installed[0] > body["version"]:
+        log.warning(
+            "index template %s is version %s, newer than this release's %s: left as it is",
+            name,
+            installed[0],
+            body["version"],
+        )
+        return
+    client.indices.put_index_template(name=name, **body)
 
 
 def _update_existing_mappings(client: Elasticsearch, prefix: str) -> None:

@@ -228,3 +228,32 @@ def test_a_killed_migration_finishes_when_run_again(
     # Nothing left to do.
     done = cli("indices", "migrate", **env)
     assert done.returncode == 0 and "every index behind" in done.stderr
+
+
+def test_an_older_release_does_not_put_back_its_template(
+    es: Any, es_url: str, unique_name: Callable[[str], str]
+) -> None:
+    """Rolling upgrades: a worker (or `migrate`) of an older release leaves a newer
+    template alone, so new months keep the newer layout."""
+    from consumer.indexer import ensure_template
+    from consumer.settings import Settings
+    from schemas.index_template import index_template, template_name
+
+    prefix = unique_name("newer")
+    newer = index_template(prefix)
+    newer["version"] = TEMPLATE_VERSION + 1
+    es.indices.put_index_template(name=template_name(prefix), **newer)
+
+    ensure_template(Settings(elasticsearch_url=es_url, index_prefix=prefix))
+    installed = es.indices.get_index_template(name=template_name(prefix))["index_templates"]
+    assert installed[0]["index_template"]["version"] == TEMPLATE_VERSION + 1
+
+    env = {"ELASTICSEARCH_URL": es_url, "AUDIT_INDEX_PREFIX": prefix}
+    refused = cli("indices", "migrate", **env)
+    assert refused.returncode == 2
+    assert f"newer than this release's {TEMPLATE_VERSION}" in refused.stderr
+
+    es.indices.delete_index_template(name=template_name(prefix))
+    ensure_template(Settings(elasticsearch_url=es_url, index_prefix=prefix))
+    installed = es.indices.get_index_template(name=template_name(prefix))["index_templates"]
+    assert installed[0]["index_template"]["version"] == TEMPLATE_VERSION
