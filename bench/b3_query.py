@@ -631,6 +631,7 @@ def run(
                 "load_seconds",
                 "load_docs_per_s",
                 "code_hash",
+                "template_version",
                 "stale_code",
                 "note",
             )

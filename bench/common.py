@@ -35,6 +35,7 @@ from elasticsearch import ApiError, Elasticsearch
 
 from schemas.index_template import digest_index
 from schemas.integrity import private_pem
+from schemas.lifecycle_store import lifecycle_index
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
@@ -117,7 +118,7 @@ def drop_indices(es: Elasticsearch, prefix: str) -> None:
     assert prefix.startswith(NAME_PREFIX), prefix
     with contextlib.suppress(Exception):
         es.indices.delete(
-            index=f"{prefix}-*,{digest_index(prefix)}",
+            index=f"{prefix}-*,{digest_index(prefix)},{lifecycle_index(prefix)}",
             allow_no_indices=True,
             expand_wildcards="all",
             ignore_unavailable=True,

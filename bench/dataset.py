@@ -30,7 +30,7 @@ from elasticsearch import Elasticsearch
 from bench.common import SEED, drop_indices, es_count, log
 from schemas.demo import generate_events
 from schemas.document import build_document, stored_log
-from schemas.index_template import index_template, read_alias, template_name
+from schemas.index_template import TEMPLATE_VERSION, index_template, read_alias, template_name
 
 DAYS = 90
 ORGANIZATIONS = 500
@@ -143,6 +143,8 @@ def load(
         "organizations": ORGANIZATIONS,
         "now": now.isoformat(),
         "code_hash": code_hash(),
+        # Sorted indices since version 3: a dataset of another version measures another layout.
+        "template_version": TEMPLATE_VERSION,
         "complete": False,
     }
     write_manifest(es, prefix, manifest, refresh_interval="30s")
@@ -216,6 +218,9 @@ def reusable(
     if not manifest or not manifest.get("complete"):
         return None
     if (manifest.get("seed"), manifest.get("n"), manifest.get("partners")) != (SEED, n, partners):
+        return None
+    if manifest.get("template_version", 2) != TEMPLATE_VERSION:
+        log(f"B3: dataset {prefix} has another index template version; reloading it")
         return None
     stale = manifest.get("code_hash") != code_hash()
     if stale and not allow_stale:

@@ -307,6 +307,8 @@ def copy_rate(copied: int, seconds: float) -> str:
     return f"{copied / seconds:,.0f} logs/s" if seconds > 0 else "-"
 
 
-def progress_line(what: str, copied: int, total: int, seconds: float) -> str:
+def progress_line(what: str, copied: int, total: int, seconds: float, resumed_at: int = 0) -> str:
+    """`resumed_at`: what an earlier run copied (not part of this run's rate)."""
     share = f" ({100 * copied / total:.0f} %)" if total else ""
-    return f"{what}: {copied:,}/{total:,} logs copied{share}, {copy_rate(copied, seconds)}"
+    rate = copy_rate(copied - resumed_at, seconds)
+    return f"{what}: {copied:,}/{total:,} logs copied{share}, {rate}"

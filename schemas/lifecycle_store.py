@@ -24,8 +24,9 @@ from schemas.lifecycle import IndexState, index_states
 
 T = TypeVar("T")
 LIFECYCLE_INDEX_VERSION = 1
-#: Transient failures (unreachable, 429, 5xx) are retried this many times, backing off.
-RETRIES = 6
+#: Transient failures (unreachable, 429, 5xx) are retried this many times, backing off
+#: (about two minutes in all: a restarting node is usually back within it).
+RETRIES = 9
 
 
 def lifecycle_index(prefix: str) -> str:

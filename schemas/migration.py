@@ -157,22 +157,32 @@ class Migrator:
             self.migrate(migration)
 
     def migrate(self, migration: Migration) -> None:
-        say = self.options.say
         checkpoint = self._checkpoint(migration)
         original_refresh = self._prepare_target(migration, checkpoint)
         total = self.cluster.count(migration.source)
-        say(f"{migration.source} -> {migration.target}: {total:,} logs")
+        self.options.say(f"{migration.source} -> {migration.target}: {total:,} logs")
         copier = Copier(
             self.cluster,
             migration.source,
             migration.target,
             self.options.page_size,
-            on_page=self._progress(migration, total),
+            on_page=self._progress(migration, total, int(checkpoint.record["copied"])),
         )
         copier.chase(checkpoint)
-        say(f"{migration.source}: blocking writes for the last logs and the swap")
+        blocked_at = time.monotonic()
         copier.freeze_and_finish(checkpoint)
         self.cluster.set_refresh_interval(migration.target, original_refresh)
+        self._verify_and_swap(migration)
+        blocked_s = time.monotonic() - blocked_at
+        checkpoint.record.update(state="done", finished_at=now_text(), blocked_s=blocked_s)
+        self.cluster.records.put(checkpoint.record_id, checkpoint.record, listed=True)
+        self.options.say(
+            f"{migration.source} -> {migration.target}: done "
+            f"({self.cluster.count(migration.target):,} logs, verified, alias swapped; "
+            f"writes to it waited {blocked_s:.1f} s)"
+        )
+
+    def _verify_and_swap(self, migration: Migration) -> None:
         problems = verify_copy(
             self.cluster, migration.source, migration.target, self.options.sample
         )
@@ -181,12 +191,6 @@ class Migrator:
             self.cluster.unblock_writes(migration.source)
             raise StoreError(f"{migration.source} not swapped: {'; '.join(problems[:5])}")
         self._swap(migration)
-        checkpoint.record.update(state="done", finished_at=now_text())
-        self.cluster.records.put(checkpoint.record_id, checkpoint.record, listed=True)
-        say(
-            f"{migration.source} -> {migration.target}: done "
-            f"({self.cluster.count(migration.target):,} logs, verified, alias swapped)"
-        )
 
     def _checkpoint(self, migration: Migration) -> Checkpoint:
         record_id = f"migration:{migration.target}"
@@ -228,7 +232,9 @@ class Migrator:
         refresh: str | None = checkpoint.record["refresh_interval"]
         return refresh
 
-    def _progress(self, migration: Migration, total: int) -> Callable[[Checkpoint], None]:
+    def _progress(
+        self, migration: Migration, total: int, resumed_at: int
+    ) -> Callable[[Checkpoint], None]:
         started = time.monotonic()
         last = [started]
 
@@ -238,7 +244,8 @@ class Migrator:
             if now - last[0] >= self.options.progress_every_s:
                 last[0] = now
                 copied = int(checkpoint.record["copied"])
-                self.options.say(progress_line(migration.source, copied, total, now - started))
+                line = progress_line(migration.source, copied, total, now - started, resumed_at)
+                self.options.say(line)
 
         return on_page
 

@@ -48,13 +48,15 @@ def load_objects(path: Path = NDJSON) -> list[dict[str, Any]]:
 
 
 def with_index_prefix(objects: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
-    """The objects with the data view's pattern set to `{prefix}*` (indices `{prefix}-*`
-    and the read alias `{prefix}`), so a deployment with another AUDIT_INDEX_PREFIX gets
-    a working data view without editing the file."""
+    """The objects with the data view set to the read alias `{prefix}`, so a deployment with
+    another AUDIT_INDEX_PREFIX gets a working data view without editing the file. The alias,
+    not `{prefix}*`: a copy being made by `audit-log indices migrate` or `retention` matches
+    the pattern but stays outside the alias until it replaces its source, so a pattern would
+    show its logs twice meanwhile."""
     result = []
     for obj in objects:
         if obj.get("type") == DATA_VIEW_TYPE:
-            obj = {**obj, "attributes": {**obj["attributes"], "title": f"{prefix}*"}}
+            obj = {**obj, "attributes": {**obj["attributes"], "title": prefix}}
         result.append(obj)
     return result
 
