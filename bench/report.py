@@ -246,6 +246,23 @@ def section_b1(r: dict[str, Any], plot: str | None) -> list[str]:
     ]
 
 
+def section_b1_processes(r: dict[str, Any]) -> list[str]:
+    """B1 again with `AUDIT_WORKER_PROCESSES` = the cores (``--set b1_processes=2 --tag
+    processes2``): QUALITY's ratio with as many worker processes as the baseline has threads."""
+    w, best = r["worker"], r["baseline"]["best"]
+    return [
+        f"### B1 with {w.get('processes', 1)} worker processes (`AUDIT_WORKER_PROCESSES`, "
+        f"{r['mode']} run of {r['n_valid']:,} events, {r['environment']['date']}, load "
+        f"{r['environment']['load_average']})",
+        "",
+        f"Worker {_fmt(w['events_per_s'])} events/s (from the first document "
+        f"{_fmt(w.get('steady_events_per_s'))}), best baseline {_fmt(best['events_per_s'])} "
+        f"(chunk {best['chunk_size']} x {best['thread_count']} threads): ratio "
+        f"**{_fmt(r['ratio'])}**; peak RSS per process {_fmt(w['peak_rss_mb'], ' MB')}.",
+        "",
+    ]
+
+
 def conflict_check_line(c: dict[str, Any] | None) -> list[str]:
     if not c:
         return []
@@ -462,6 +479,9 @@ def write_all() -> None:
     if "b1_ingest" in found:
         r, s = found["b1_ingest"]
         lines += section_b1(r, _plot(plot_b1, r, s))
+    scale_out = read_result("b1_ingest-processes2")
+    if scale_out is not None:
+        lines += section_b1_processes(scale_out)
     if "b1a_core" in found:
         lines += section_b1a(found["b1a_core"][0])
     if "b2_latency" in found:
