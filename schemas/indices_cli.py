@@ -189,14 +189,12 @@ def _sizes(cluster: Cluster) -> dict[str, tuple[str, str]]:
 
 def _recorder(args: argparse.Namespace) -> Callable[[], Recorder]:
     def make() -> Recorder:
-        publisher = AuditPublisher(
+        return AuditPublisher(
             bootstrap_servers_from_env(),
             topic=args.topic,
             logger=quiet_logger("schemas.indices.kafka"),
             **kafka_config_from_env(),
         )
-        publisher.check_connection()
-        return publisher
 
     return make
 

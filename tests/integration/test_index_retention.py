@@ -246,3 +246,19 @@ def test_verify_calls_logs_retention_deleted_expired_and_the_owner_finds_why(
     )
     assert tampered.returncode == 1
     assert tampered.stdout.splitlines() == [f"deleted: log {gone['event_id']}"]
+
+
+def test_without_kafka_nothing_is_deleted(
+    es: Any, es_url: str, unique_name: Callable[[str], str]
+) -> None:
+    """Every deletion is recorded as an audit event: no Kafka, no deletion (one line, exit 2)."""
+    from tests.processes import free_port
+
+    prefix = unique_name("ret-nokafka")
+    install_template(es, prefix)
+    index_events(es, prefix, events("p-a", EXPIRED, 3))
+    run = cli("indices", "retention", **env_for(es_url, f"127.0.0.1:{free_port()}", prefix))
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1].startswith("audit-log: cannot reach Kafka at")
+    assert "Traceback" not in run.stderr
+    assert es.indices.exists(index=month_name(prefix, EXPIRED))
