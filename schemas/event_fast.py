@@ -17,8 +17,6 @@ rule, IP canonical form, NUL in metadata keys) are checked here with ``schemas.e
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
@@ -38,6 +36,7 @@ from schemas.event import (
     SCHEMA_VERSION,
     SOURCE_CHANNELS,
     STATUSES,
+    canonical_ip,
     parse_rfc3339,
 )
 
@@ -49,8 +48,6 @@ Channel = Literal[SOURCE_CHANNELS]  # type: ignore[valid-type]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
 MetadataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
 Scalar = str | int | float | bool | None
-_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 # Optional fields are NotRequired: an absent one stays absent. One sent as null is dropped
@@ -134,25 +131,31 @@ def accept(raw: bytes | bytearray | memoryview, now: datetime) -> dict[str, Any]
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
     event: dict[str, Any] = _without_nulls(decoded)  # type: ignore[arg-type]
+    return event if _normalized(event, now) else None
+
+
+def _normalized(event: dict[str, Any], now: datetime) -> bool:
+    """Check the rules msgspec's types cannot express and normalize as `EventSchema` does
+    (UTC time, canonical IP, a change's absent old/new as null); False if one is broken."""
     if not (
         EVENT_ID_PATTERN.fullmatch(event["event_id"]) and ACTION_PATTERN.fullmatch(event["action"])
     ):
-        return None
+        return False
     metadata = event.get("metadata")
     if metadata and any("\x00" in key for key in metadata):
-        return None
+        return False
     try:
         event["occurred_at"] = parse_rfc3339(event["occurred_at"])
         if "ip" in event["source"]:
-            event["source"]["ip"] = _canonical_ip(event["source"]["ip"])
+            event["source"]["ip"] = canonical_ip(event["source"]["ip"])
     except (ValueError, OverflowError):
-        return None
+        return False
     if event["occurred_at"] > now + MAX_FUTURE:
-        return None
+        return False
     for change in event.get("changes") or ():
         change.setdefault("old", None)
         change.setdefault("new", None)
-    return event
+    return True
 
 
 def _without_nulls(event: dict[str, Any]) -> dict[str, Any]:
@@ -164,13 +167,3 @@ def _without_nulls(event: dict[str, Any]) -> dict[str, Any]:
         if item is not None and None in item.values():
             event[name] = {key: value for key, value in item.items() if value is not None}
     return event
-
-
-def _canonical_ip(text: str) -> str:
-    """``EventSchema``'s IP rule: any v4/v6 address, in its canonical text, no zone id."""
-    if _CANONICAL_IPV4.fullmatch(text):
-        return text  # already what str(ip_address(text)) gives, at a fraction of its cost
-    address = ipaddress.ip_address(text)
-    if getattr(address, "scope_id", None):
-        raise ValueError(text)
-    return str(address)
