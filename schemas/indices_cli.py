@@ -259,7 +259,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         cluster.ensure_template()
         cluster.records.ensure()
     plan = plan_migrations(cluster.prefix, cluster.states())
-    if not plan.migrations:
+    if not plan.migrations and not plan.unfinished:
         for note in plan.notes:
             _say(note)
         _say(f"every index behind {cluster.alias} is at template version {TEMPLATE_VERSION}")
@@ -271,5 +271,6 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         return 0
     options = MigrateOptions(page_size=args.page_size, sample=args.sample, say=_say)
     Migrator(cluster, options).run(plan)
-    _say(f"{len(plan.migrations)} index(es) migrated to template version {TEMPLATE_VERSION}")
+    done = len(plan.migrations) + len(plan.unfinished)
+    _say(f"{done} index(es) migrated to template version {TEMPLATE_VERSION}")
     return 0

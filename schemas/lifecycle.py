@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -277,15 +277,18 @@ class MigrationPlan:
     migrations: list[Migration]
     #: Indices left alone, and why.
     notes: list[str]
+    #: Swaps a stopped run left half done: the target is behind the read alias, the source
+    #: (out of it, writes blocked) still exists and still owns the month's name.
+    unfinished: list[Migration] = field(default_factory=list)
 
 
 def plan_migrations(
     prefix: str, states: Iterable[IndexState], version: int = TEMPLATE_VERSION
 ) -> MigrationPlan:
     """Every index behind the read alias made from an older template version, to be copied
-    into an index of `version`; oldest month first."""
+    into an index of `version`, oldest month first; and the swaps a stopped run left."""
     states = list(states)
-    plan = MigrationPlan(version, [], [])
+    plan = MigrationPlan(version, [], [], unfinished_swaps(prefix, states, version))
     alias = read_alias(prefix)
     for state in states:
         if state.in_alias(alias) and parse_index_name(prefix, state.name) is None:
@@ -297,10 +300,28 @@ def plan_migrations(
                 f"release's {version}; left alone"
             )
         elif state.version < version:
-            write_alias = month_name(prefix, name.month) if name.kind == KIND_MONTH else None
-            target = name.versioned(version).name
-            plan.migrations.append(Migration(state.name, target, write_alias, name.month, version))
+            plan.migrations.append(_migration(prefix, state.name, name, version))
     return plan
+
+
+def unfinished_swaps(prefix: str, states: list[IndexState], version: int) -> list[Migration]:
+    """Sources out of the read alias, writes blocked, whose target is behind it."""
+    alias = read_alias(prefix)
+    live = {state.name for state in states if state.in_alias(alias)}
+    found = []
+    for state in states:
+        name = parse_index_name(prefix, state.name)
+        if name is None or state.in_alias(alias) or not state.write_blocked:
+            continue
+        migration = _migration(prefix, state.name, name, version)
+        if migration.target in live and migration.target != state.name:
+            found.append(migration)
+    return found
+
+
+def _migration(prefix: str, source: str, name: IndexName, version: int) -> Migration:
+    write_alias = month_name(prefix, name.month) if name.kind == KIND_MONTH else None
+    return Migration(source, name.versioned(version).name, write_alias, name.month, version)
 
 
 def copy_rate(copied: int, seconds: float) -> str:

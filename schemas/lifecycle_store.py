@@ -24,6 +24,11 @@ from schemas.lifecycle import IndexState, index_states
 
 T = TypeVar("T")
 LIFECYCLE_INDEX_VERSION = 1
+#: A search resolves the read alias when it starts: how long one that did so just before the
+#: alias changed may take to reach the shards (and show in their statistics).
+DISPATCH_GRACE_S = 1.0
+#: Search statistics that say an index is still being read.
+IN_USE = ("query_current", "fetch_current", "open_contexts")
 #: Transient failures (unreachable, 429, 5xx) are retried this many times, backing off
 #: (about two minutes in all: a restarting node is usually back within it).
 RETRIES = 9
@@ -161,6 +166,23 @@ class Cluster:
 
     def delete_index(self, index: str) -> None:
         self.rest.call("DELETE", f"/{quote(index)}", missing_ok=True)
+
+    def wait_unused(self, index: str, timeout_s: float) -> bool:
+        """Wait until no search, fetch, point in time or scroll uses `index`, which has just
+        left the read alias: a search that resolved the alias before must finish on it, not
+        find it deleted (its shards would fail, and the reader miss their logs). False when
+        something still used it at the timeout (a long export's point in time)."""
+        time.sleep(DISPATCH_GRACE_S)
+        deadline = time.monotonic() + timeout_s
+        path = f"/{quote(index)}/_stats/search?filter_path=_all.total.search"
+        while True:
+            stats = self.rest.call("GET", path, missing_ok=True)
+            search = stats.get("_all", {}).get("total", {}).get("search", {})
+            if not any(search.get(key, 0) for key in IN_USE):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
 
     # ------------------------------------------------------------------ reading
 

@@ -16,9 +16,12 @@ Per index (`schemas.lifecycle.plan_migrations` says which):
    in since: from here the worker's writes to this month are refused and retried by it;
 4. verify: equal counts, a random sample of documents equal in `_source`, and a few of them
    found through the search representation in the target;
-5. one `_aliases` request: the read alias to the target, the source deleted, and (for a
-   month) the month's name as an alias writing to the target. The worker's retried writes
-   then land in the target. Readers see the source until this instant, the target after it.
+5. one `_aliases` request moves the read alias from the source to the target: readers see
+   the source until this instant, the target after it. Once no search that resolved the
+   alias before still reads the source (its shards would fail under it, and the reader miss
+   its logs), a second request deletes the source and makes the month's name an alias
+   writing to the target; the worker's retried writes then land there. A run stopped between
+   the two is finished by the next one (`plan_migrations`' `unfinished`).
 
 `_reindex` would copy `_source` only: the search representation is not part of it and can
 only be recomputed here (no scripts on the minimal distribution), so it is never used.
@@ -42,6 +45,9 @@ SETTLE_TIMEOUT_S = 60.0
 #: Chasing rounds before the source is blocked even if writes keep coming.
 MAX_CHASE_ROUNDS = 20
 SEARCH_CHECKS = 3
+#: How long a source out of the read alias may stay for searches still reading it (an export's
+#: point in time); its month's writes wait meanwhile, so this is short.
+SOURCE_IN_USE_TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -153,6 +159,9 @@ class Migrator:
     def run(self, plan: MigrationPlan) -> None:
         for note in plan.notes:
             self.options.say(note)
+        for migration in plan.unfinished:
+            self.options.say(f"{migration.source}: finishing the swap to {migration.target}")
+            finish_swap(self.cluster, migration, self.options.say)
         for migration in plan.migrations:
             self.migrate(migration)
 
@@ -250,18 +259,25 @@ class Migrator:
         return on_page
 
     def _swap(self, migration: Migration) -> None:
-        actions: list[dict[str, Any]] = [
-            {"add": {"index": migration.target, "alias": self.cluster.alias}},
-            {"remove_index": {"index": migration.source}},
-        ]
-        if migration.write_alias:
-            actions.append(
-                {
-                    "add": {
-                        "index": migration.target,
-                        "alias": migration.write_alias,
-                        "is_write_index": True,
-                    }
-                }
-            )
-        self.cluster.aliases(actions)
+        """Readers move at once; the source goes once no search still reads it."""
+        alias = self.cluster.alias
+        self.cluster.aliases(
+            [
+                {"add": {"index": migration.target, "alias": alias}},
+                {"remove": {"index": migration.source, "alias": alias}},
+            ]
+        )
+        finish_swap(self.cluster, migration, self.options.say)
+
+
+def finish_swap(cluster: Cluster, migration: Migration, say: Say) -> None:
+    """Delete the source (out of the read alias, writes blocked) once unused, and make the
+    month's name write to the target: the worker's retried writes land there."""
+    if not cluster.wait_unused(migration.source, SOURCE_IN_USE_TIMEOUT_S):
+        say(f"{migration.source}: still read after {SOURCE_IN_USE_TIMEOUT_S:g} s; deleted anyway")
+    actions: list[dict[str, Any]] = [{"remove_index": {"index": migration.source}}]
+    if migration.write_alias:
+        target = migration.target
+        alias = {"index": target, "alias": migration.write_alias, "is_write_index": True}
+        actions.append({"add": alias})
+    cluster.aliases(actions)

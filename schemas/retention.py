@@ -10,8 +10,10 @@ goes, this module checks, with queries, what the name only suggests:
    (created out of the read alias, so no reader sees them twice), counted;
 4. a retention record (lifecycle index) names the index, its month, the cutoff and the logs
    per partner, before anything is deleted;
-5. one `_aliases` request deletes the index and puts the hold copies behind the read alias:
-   readers see the held logs before and after, never twice, never missing;
+5. one `_aliases` request takes the index out of the read alias and puts the hold copies
+   behind it: readers see the held logs before and after, never twice, never missing; the
+   index is deleted once no search that resolved the alias before still reads it (its
+   shards would fail, and that reader would miss their logs);
 6. each partner that lost logs gets an `audit_log.expire` audit event (published and
    acknowledged), so its owner finds in its own audit log what was deleted and why.
 
@@ -44,6 +46,9 @@ from schemas.migration import Checkpoint, Copier
 ACTOR_ID = "audit-log-retention"
 SERVICE = "audit-log indices retention"
 STATE_PLANNED, STATE_DELETED, STATE_RECORDED = "planned", "deleted", "recorded"
+#: How long an expired index out of the read alias may stay for searches still reading it (a
+#: long export's point in time); nothing waits on it meanwhile.
+IN_USE_TIMEOUT_S = 300.0
 
 Say = Callable[[str], None]
 
@@ -176,13 +181,23 @@ class Retention:
         return report
 
     def _reconcile(self) -> None:
-        """A run that crashed right after its deletion left the record planned: the index
-        is gone, so the deletion happened and its events are still owed."""
-        present = {state.name: state.uuid for state in self.cluster.states()}
+        """Finish what a stopped run left: an index already out of the read alias is
+        deleted; one gone means the deletion happened; either way its events are owed."""
+        present = {state.name: state for state in self.cluster.states()}
         for record in self.cluster.records.find("retention", state=STATE_PLANNED):
-            if present.get(record["index"]) != record["uuid"]:
-                record.update(state=STATE_DELETED, deleted_at=now_text())
-                self.cluster.records.put(record_id(record), record, listed=True)
+            state = present.get(record["index"])
+            if state is not None and state.uuid == record["uuid"]:
+                if state.in_alias(self.cluster.alias):
+                    continue  # not swapped yet: the plan takes it again
+                self._remove(state.name)
+            record.update(state=STATE_DELETED, deleted_at=now_text())
+            self.cluster.records.put(record_id(record), record, listed=True)
+
+    def _remove(self, index: str) -> None:
+        """Delete an index that has left the read alias, once no search still reads it."""
+        if not self.cluster.wait_unused(index, IN_USE_TIMEOUT_S):
+            self.say(f"{index}: still read after {IN_USE_TIMEOUT_S:g} s; deleted anyway")
+        self.cluster.delete_index(index)
 
     def _keeps_logs_inside_window(
         self, index: str, plan: RetentionPlan, report: RetentionReport
@@ -247,8 +262,9 @@ class Retention:
         alias = self.cluster.alias
         self.cluster.aliases(
             [{"add": {"index": hold, "alias": alias}} for hold in record["hold_indices"]]
-            + [{"remove_index": {"index": index}}]
+            + [{"remove": {"index": index, "alias": alias}}]
         )
+        self._remove(index)
         record.update(state=STATE_DELETED, deleted_at=now_text())
         self.cluster.records.put(record_id(record), record, listed=True)
         report.deleted.append(index)

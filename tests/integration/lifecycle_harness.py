@@ -105,7 +105,8 @@ def alias_event_ids(es: Elasticsearch, prefix: str) -> list[str]:
 
 
 def lifecycle_record(es: Elasticsearch, prefix: str, record_id: str) -> dict[str, Any] | None:
-    reply = es.options(ignore_status=404).get(index=lifecycle_index(prefix), id=record_id)
+    # 503: the index is being created by the process under test (its shard not started yet).
+    reply = es.options(ignore_status=(404, 503)).get(index=lifecycle_index(prefix), id=record_id)
     return dict(reply["_source"]) if reply.get("found") else None
 
 

@@ -257,3 +257,40 @@ def test_an_older_release_does_not_put_back_its_template(
     ensure_template(Settings(elasticsearch_url=es_url, index_prefix=prefix))
     installed = es.indices.get_index_template(name=template_name(prefix))["index_templates"]
     assert installed[0]["index_template"]["version"] == TEMPLATE_VERSION
+
+
+def test_a_migration_stopped_between_its_two_swaps_finishes(
+    es: Any, es_url: str, one_old_month: tuple[str, Month], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Readers already on the new index, the old one blocked and still owning the month's
+    name: the next run deletes it and hands the name over, so the worker writes again."""
+    from schemas import migration as migration_module
+    from schemas.es_rest import RestClient, StoreAddress
+    from schemas.lifecycle import plan_migrations
+    from schemas.lifecycle_store import Cluster
+
+    prefix, month = one_old_month
+    source, target = month_name(prefix, month), f"{month_name(prefix, month)}-v{TEMPLATE_VERSION}"
+    before = dict(alias_sources(es, prefix))
+    cluster = Cluster(RestClient(StoreAddress(es_url)), prefix)
+    cluster.ensure_template()  # as `audit-log indices migrate` does first
+    cluster.records.ensure()
+
+    def stop(*_args: Any) -> None:
+        raise KeyboardInterrupt  # the run ends right after the readers moved
+
+    monkeypatch.setattr(migration_module, "finish_swap", stop)
+    options = migration_module.MigrateOptions(page_size=2000, say=lambda _line: None)
+    with pytest.raises(KeyboardInterrupt):
+        migration_module.Migrator(cluster, options).run(plan_migrations(prefix, cluster.states()))
+    assert list(es.indices.get_alias(name=read_alias(prefix))) == [target]
+    assert dict(alias_sources(es, prefix)) == before  # readers: the copy, complete
+    # The month's name is still the old index (blocked): the worker's writes wait.
+    assert es.indices.exists(index=source) and not es.indices.exists_alias(name=source)
+
+    env = {"ELASTICSEARCH_URL": es_url, "AUDIT_INDEX_PREFIX": prefix}
+    again = cli("indices", "migrate", **env)
+    assert again.returncode == 0, again.stderr
+    assert f"{source}: finishing the swap to {target}" in again.stderr
+    assert_current_layout(es, prefix, [month])
+    assert dict(alias_sources(es, prefix)) == before

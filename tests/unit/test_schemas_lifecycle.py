@@ -304,3 +304,24 @@ def test_the_expiry_event_is_the_same_when_published_again() -> None:
         expiry_event(record, "p-1", 5)["event_id"]
         != expiry_event({**record, "uuid": "other"}, "p-1", 5)["event_id"]
     )
+
+
+def test_a_half_done_swap_is_finished() -> None:
+    """Stopped between its two alias requests: the target is read, the blocked source still
+    owns the month's name. Copies in progress (not blocked) are not swaps."""
+    source = IndexState(f"{P}-2026.11", frozenset(), 2, write_blocked=True)
+    hold = hold_index(P, Month(2025, 8), "p-1", "u")
+    states = [
+        source,
+        state(f"{P}-2026.11-v3"),
+        IndexState(hold.name, frozenset(), 2, write_blocked=True),
+        state(f"{hold.name}-v3"),
+        IndexState(f"{P}-2026.10", frozenset(), 2),  # a copy in progress
+        state(f"{P}-2026.10-v3"),
+    ]
+    plan = plan_migrations(P, states, version=3)
+    assert [(m.source, m.target, m.write_alias) for m in plan.unfinished] == [
+        (source.name, f"{P}-2026.11-v3", f"{P}-2026.11"),
+        (hold.name, f"{hold.name}-v3", None),
+    ]
+    assert plan.migrations == []
