@@ -72,6 +72,7 @@ class ElasticsearchStore:
             index=self._digest_index,
             ignore_unavailable=True,
             allow_no_indices=True,
+            allow_partial_search_results=False,
             **body,
         )
         return [hit["_source"] for hit in response["hits"]["hits"]]
@@ -83,6 +84,9 @@ class ElasticsearchStore:
             # The alias appears with the first indexed log; before that, an empty list.
             ignore_unavailable=True,
             allow_no_indices=True,
+            # A shard that fails must fail the search: partial results would be an audit
+            # log silently missing entries (a month being migrated, a node restarting).
+            allow_partial_search_results=False,
             **body,
         )
         return _page(response)
@@ -197,6 +201,7 @@ class PointInTimeScan:
             pit={"id": self._pit_id, "keep_alive": PIT_KEEP_ALIVE},
             size=self._page_size,
             track_total_hits=False,
+            allow_partial_search_results=False,
             query=self._body["query"],
             sort=self._body["sort"],
             **extra,
@@ -218,6 +223,9 @@ def _reason(error: ApiError) -> str:
 
 
 def _page(response: Any) -> SearchPage:
+    shards = response.get("_shards") or {}
+    if shards.get("failed"):  # belt and braces: never serve part of the answer as all of it
+        raise StoreUnavailable(f"{shards['failed']} of {shards.get('total')} shards failed")
     hits = response["hits"]
     total = hits.get("total") or {"value": len(hits["hits"]), "relation": "eq"}
     return SearchPage(

@@ -221,3 +221,12 @@ def test_a_later_page_failure_reaches_the_reader_and_closes_the_pit() -> None:
             seen.append(document["n"])
     assert seen == [0, 1, 0, 1]
     assert client.closed == ["pit-1"]
+
+
+def test_a_search_with_a_failed_shard_is_unavailable_never_a_partial_answer() -> None:
+    """A month being migrated, a node restarting: some shards fail. Serving the rest as the
+    answer would show an audit log with holes; it is a 503 instead."""
+    partial = {**page(2), "_shards": {"total": 2, "successful": 1, "failed": 1}}
+    client = FakeClient([partial])
+    with pytest.raises(StoreUnavailable, match="1 of 2 shards failed"):
+        ElasticsearchStore(client, "alias").search({"query": {}})  # type: ignore[arg-type]
