@@ -19,6 +19,7 @@ from api.app import create_app
 from api.devtoken import mint_token
 from api.settings import Settings
 from api.testing import RecordingPublisher, index_events, install_template, make_event
+from tests.processes import TEST_SIGNING_PUBLIC_KEY
 
 SECRET = "integration-secret-of-at-least-32-bytes!"
 TOKEN = mint_token(SECRET, "u-1", "p-f", "admin", ["org-1"], ttl=3600)
@@ -45,7 +46,12 @@ def app(es: Any, es_url: str) -> Iterator[Flask]:
             for n in range(60)
         ],
     )
-    settings_ = Settings(jwt_secret=SECRET, index_prefix=prefix, elasticsearch_url=es_url)
+    settings_ = Settings(
+        jwt_secret=SECRET,
+        index_prefix=prefix,
+        elasticsearch_url=es_url,
+        signing_public_keys=(TEST_SIGNING_PUBLIC_KEY,),
+    )
     yield create_app(settings_, publisher=RecordingPublisher())
     es.options(ignore_status=404).indices.delete(index=f"{prefix}-*")
     es.options(ignore_status=404).indices.delete_index_template(name=prefix)
@@ -63,6 +69,9 @@ OPERATIONS = [
     ("GET", "/api/v1/audit-logs/export"),
     ("GET", "/api/v1/audit-logs/{log_id}"),
     ("GET", "/api/v1/activities"),
+    ("GET", "/api/v1/integrity/public-key"),
+    ("GET", "/api/v1/integrity/logs/{log_id}"),
+    ("GET", "/api/v1/integrity/digests"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
