@@ -10,6 +10,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -135,17 +136,46 @@ class ElasticsearchStore:
 
     @staticmethod
     def _call(method: Any, **kwargs: Any) -> Any:
-        try:
-            return method(**kwargs)
-        except TransportError as exc:
-            raise StoreUnavailable(f"Elasticsearch unreachable: {exc.__class__.__name__}") from exc
-        except ApiError as exc:
-            if exc.status_code == 400:
-                raise SearchRejected(_reason(exc)) from exc
-            # 429 and 5xx, but also 401/403 (our credentials) or a 404 nobody expected:
-            # the backend's problem, never the caller's, and never a stack trace.
-            log.warning("Elasticsearch answered %s: %s", exc.status_code, _reason(exc))
-            raise StoreUnavailable(f"Elasticsearch answered {exc.status_code}") from exc
+        for delay in (*SHARD_RETRY_DELAYS_S, None):
+            try:
+                return _answer(method, **kwargs)
+            except _MissingShards:
+                if delay is None:
+                    raise StoreUnavailable("Elasticsearch answered 503: shards missing") from None
+                # An index left the alias (a migration, retention) after this search had
+                # resolved it: asking again sees the alias as it is now, whole.
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+
+#: Waits before asking again when shards went missing under a search (an alias swap).
+SHARD_RETRY_DELAYS_S = (0.05, 0.2, 0.5)
+
+
+class _MissingShards(Exception):
+    """A search met an index that was removed (or not yet allocated) while it ran."""
+
+
+def _answer(method: Any, **kwargs: Any) -> Any:
+    """`method(**kwargs)`, its failures as the API's own exceptions."""
+    try:
+        return method(**kwargs)
+    except TransportError as exc:
+        raise StoreUnavailable(f"Elasticsearch unreachable: {exc.__class__.__name__}") from exc
+    except ApiError as exc:
+        if exc.status_code == 400:
+            raise SearchRejected(_reason(exc)) from exc
+        if exc.status_code == 503 and _shards_missing(exc):
+            raise _MissingShards from exc
+        # 429 and 5xx, but also 401/403 (our credentials) or a 404 nobody expected:
+        # the backend's problem, never the caller's, and never a stack trace.
+        log.warning("Elasticsearch answered %s: %s", exc.status_code, _reason(exc))
+        raise StoreUnavailable(f"Elasticsearch answered {exc.status_code}") from exc
+
+
+def _shards_missing(error: ApiError) -> bool:
+    text = str(error.body)
+    return "missing shards" in text or "no_shard_available_action_exception" in text
 
 
 class PointInTimeScan:

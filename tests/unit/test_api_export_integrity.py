@@ -230,3 +230,24 @@ def test_a_search_with_a_failed_shard_is_unavailable_never_a_partial_answer() ->
     client = FakeClient([partial])
     with pytest.raises(StoreUnavailable, match="1 of 2 shards failed"):
         ElasticsearchStore(client, "alias").search({"query": {}})  # type: ignore[arg-type]
+
+
+def test_a_search_meeting_an_index_removed_under_it_asks_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An alias swap (migration, retention) removed an index this search had resolved:
+    asked again, the alias is whole; only a lasting failure is a 503."""
+    from api import store as store_module
+
+    monkeypatch.setattr(store_module, "SHARD_RETRY_DELAYS_S", (0, 0))
+    missing = es_error(503, "search_phase_execution_exception")
+    missing.body["error"]["caused_by"] = {"reason": "Search rejected due to missing shards [x]"}
+    client = FakeClient([missing, page(2)])
+    found = ElasticsearchStore(client, "alias").search({"query": {}})  # type: ignore[arg-type]
+    assert len(found.documents) == 2
+    client = FakeClient([missing, missing, missing])
+    with pytest.raises(StoreUnavailable):
+        ElasticsearchStore(client, "alias").search({"query": {}})  # type: ignore[arg-type]
+    other = FakeClient([es_error(503, "unavailable"), page(2)])
+    with pytest.raises(StoreUnavailable):  # other 503s are not retried here
+        ElasticsearchStore(other, "alias").search({"query": {}})  # type: ignore[arg-type]
