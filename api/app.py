@@ -12,7 +12,7 @@ from flask_smorest import Api
 from api.errors import register_error_handlers
 from api.integrity import TrustedKeys
 from api.metrics import LATENCY, REQUESTS
-from api.resources import activities, audit_logs, docs, health, integrity, viewer
+from api.resources import activities, audit_logs, config, docs, health, integrity, viewer
 from api.service import Publisher
 from api.services import EXTENSION_KEY, Services
 from api.settings import Settings
@@ -76,7 +76,7 @@ def create_app(
     )
 
     api = Api(app)
-    for module in (audit_logs, activities, integrity, health):
+    for module in (audit_logs, activities, config, integrity, health):
         api.register_blueprint(module.blp)
     app.register_blueprint(viewer.bp)
     app.register_blueprint(docs.bp)

@@ -251,6 +251,21 @@ class ActivityCatalogue(Schema):
     categories = fields.List(fields.Nested(CatalogueCategory), required=True)
 
 
+class Choice(Schema):
+    code = fields.String(required=True)
+    label = fields.String(required=True)
+
+
+class ClientConfig(Schema):
+    statuses = fields.List(fields.Nested(Choice), required=True)
+    sources = fields.List(fields.Nested(Choice), required=True)
+    actor_types = fields.List(fields.Nested(Choice), required=True)
+    roles = fields.List(fields.Nested(Choice), required=True)
+    page_size = fields.Integer(required=True, metadata={"description": "The default `limit`."})
+    max_page_size = fields.Integer(required=True, metadata={"description": "The largest `limit`."})
+    max_q_chars = fields.Integer(required=True, metadata={"description": "The longest `q`."})
+
+
 class Health(Schema):
     status = fields.String(required=True)
     checks = fields.Dict(keys=fields.String(), values=fields.String())

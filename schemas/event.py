@@ -37,6 +37,18 @@ ACTOR_ROLES = ("owner", "super_admin", "admin", "support")
 SOURCE_CHANNELS = ("ui", "api", "system")
 STATUSES = ("success", "failure")
 
+#: How people read the enumerations above (the viewer and any client take them from the
+#: API's GET /api/v1/config, never from a copy).
+STATUS_LABELS = {"success": "Success", "failure": "Failed"}
+SOURCE_LABELS = {"ui": "UI", "api": "API", "system": "System"}
+ACTOR_TYPE_LABELS = {
+    "partner_user": "Partner user",
+    "organization_user": "Organization user",
+    "internal_support": "Internal support",
+    "system": "System",
+}
+ROLE_LABELS = {"owner": "Owner", "super_admin": "Super Admin", "admin": "Admin", "support": "Support"}
+
 EVENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 # RFC 3339 date-time; the offset is mandatory (a local time without one is ambiguous).

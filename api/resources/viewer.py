@@ -18,9 +18,11 @@ from api.services import services
 
 bp = Blueprint("viewer", __name__)
 
+#: The page's files: its style sheet and its ES modules (viewer.js imports the others).
+MODULES = ("viewer.js", "api.js", "details.js", "dom.js", "filters.js", "format.js", "token.js")
 ASSETS = {
     "viewer.css": "text/css; charset=utf-8",
-    "viewer.js": "text/javascript; charset=utf-8",
+    **{name: "text/javascript; charset=utf-8" for name in MODULES},
 }
 
 # The page loads nothing but its own assets and talks only to its own origin. Framing is

@@ -74,14 +74,14 @@ def test_every_shipped_file_is_reachable() -> None:
     assert shipped == {"index.html", *viewer.ASSETS, docs.SWAGGER_INIT}
 
 
-@pytest.mark.parametrize("name", ["index.html", "viewer.css", "viewer.js", docs.SWAGGER_INIT])
+@pytest.mark.parametrize("name", ["index.html", *viewer.ASSETS, docs.SWAGGER_INIT])
 def test_nothing_is_loaded_from_another_site(name: str) -> None:
     text = (STATIC / name).read_text(encoding="utf-8")
     assert not re.search(r"https?://|//cdn|@import", text), name
 
 
 def test_api_data_never_becomes_markup() -> None:
-    script = (STATIC / "viewer.js").read_text(encoding="utf-8")
+    script = "\n".join((STATIC / name).read_text(encoding="utf-8") for name in viewer.MODULES)
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in script, sink
     # Tokens travel in the Authorization header only, never in a URL the page requests.
@@ -109,8 +109,18 @@ def test_framing_and_token_messages_are_closed_unless_origins_are_configured() -
 
 
 def test_the_viewer_checks_the_origin_of_token_messages() -> None:
-    script = (STATIC / "viewer.js").read_text(encoding="utf-8")
+    script = (STATIC / "token.js").read_text(encoding="utf-8")
     listener = script[script.index('addEventListener("message"') :]
     listener = listener[: listener.index("});")]
-    assert "event.origin" in listener and "embedOrigins()" in listener
-    assert 'postMessage({ type: type }, "*")' not in script
+    assert "event.origin" in listener and "embedOrigins(root)" in listener
+    assert '"*")' not in script
+
+
+def test_every_module_the_viewer_imports_is_served() -> None:
+    """Native ES modules: each `import ... from "./x.js"` must be an asset of the page."""
+    import re as regex
+
+    for name in viewer.MODULES:
+        text = (STATIC / name).read_text(encoding="utf-8")
+        for imported in regex.findall(r'from "\./([a-z]+\.js)"', text):
+            assert imported in viewer.MODULES, f"{name} imports {imported}, which is not served"

@@ -56,7 +56,7 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 SECRET = "viewer-e2e-secret-0123456789abcdef0123456789"
-PAGE_SIZE = 50  # the viewer's page size (viewer.js PAGE_SIZE)
+PAGE_SIZE = 50  # the viewer's page size (GET /api/v1/config page_size)
 FILLER_COUNT = 62  # with the named events below: more than one page in the last 24 hours
 
 pytestmark = pytest.mark.skipif(
@@ -751,7 +751,7 @@ def test_a_same_origin_page_embeds_the_script_with_a_data_token(page: Any, site:
 <link rel="stylesheet" href="/assets/viewer.css">
 <h1>Partner portal</h1>
 <div data-audit-log class="al-root" data-api-base="/" data-token="{site.token}"></div>
-<script src="/assets/viewer.js" defer></script>"""
+<script type="module" src="/assets/viewer.js"></script>"""
     page.route(
         f"{site.url}/portal/",
         lambda route: route.fulfill(status=200, content_type="text/html", body=host),

@@ -424,6 +424,7 @@ def test_openapi_documents_everything(client: FlaskClient) -> None:
         "/api/v1/audit-logs/export",
         "/api/v1/audit-logs/{log_id}",
         "/api/v1/activities",
+        "/api/v1/config",
         "/api/v1/integrity/public-key",
         "/api/v1/integrity/logs/{log_id}",
         "/api/v1/integrity/digests",
@@ -455,7 +456,7 @@ def test_docs_page_needs_no_script_or_cdn(client: FlaskClient) -> None:
     assert response.status_code == 200
     html = response.get_data(as_text=True)
     assert "<script" not in html
-    assert html.count("<h2>") == 10  # one per operation (7, and the 3 of /api/v1/integrity)
+    assert html.count("<h2>") == 11  # one per operation (7, /api/v1/config, 3 of integrity)
     assert html.count("<code>log_id</code>") == 2  # once per operation: the log, its proof
     assert "one of success, failure" in html
     assert "default-src 'none'" in response.headers["Content-Security-Policy"]
@@ -547,3 +548,19 @@ def test_the_description_states_the_total_limit() -> None:
     from api.query import TOTAL_HITS_LIMIT
 
     assert f"exact up to {TOTAL_HITS_LIMIT:,} logs" in API_DESCRIPTION
+
+
+def test_the_client_configuration_is_the_contract_s(client: FlaskClient) -> None:
+    """The viewer's enumerations, labels and limits come from here, not from copies."""
+    from api.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_Q_CHARS
+    from schemas.event import ACTOR_ROLES, ACTOR_TYPES, SOURCE_CHANNELS, STATUSES
+
+    assert client.get("/api/v1/config").status_code == 401
+    config = client.get("/api/v1/config", headers=auth()).json
+    assert [c["code"] for c in config["statuses"]] == list(STATUSES)
+    assert [c["code"] for c in config["sources"]] == list(SOURCE_CHANNELS)
+    assert [c["code"] for c in config["actor_types"]] == list(ACTOR_TYPES)
+    assert [c["code"] for c in config["roles"]] == list(ACTOR_ROLES)
+    assert all(c["label"] for key in ("statuses", "roles") for c in config[key])
+    limits = (config["page_size"], config["max_page_size"], config["max_q_chars"])
+    assert limits == (DEFAULT_LIMIT, MAX_LIMIT, MAX_Q_CHARS)
