@@ -69,6 +69,7 @@ OPERATIONS = [
     ("GET", "/api/v1/audit-logs/export"),
     ("GET", "/api/v1/audit-logs/{log_id}"),
     ("GET", "/api/v1/activities"),
+    ("GET", "/api/v1/config"),
     ("GET", "/api/v1/integrity/public-key"),
     ("GET", "/api/v1/integrity/logs/{log_id}"),
     ("GET", "/api/v1/integrity/digests"),
