@@ -12,35 +12,10 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-CSV_COLUMNS = (
-    "id",
-    "timestamp",
-    "partner_id",
-    "organization_id",
-    "organization_name",
-    "category",
-    "activity_code",
-    "activity",
-    "actor_type",
-    "actor_id",
-    "actor_name",
-    "actor_email",
-    "actor_role",
-    "source",
-    "object_type",
-    "object_id",
-    "object_name",
-    "status",
-    "status_reason",
-    "description",
-    "ip",
-    "user_agent",
-    "service",
-    "request_id",
-    "changes",
-    "metadata",
-    "ingested_at",
-)
+from schemas.log_shape import CSV_COLUMNS as LOG_CSV_COLUMNS
+
+#: Column names, from the contract (schemas.log_shape); `csv_row` fills them in this order.
+CSV_COLUMNS = tuple(name for name, _path in LOG_CSV_COLUMNS)
 
 MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 
@@ -69,7 +44,10 @@ _EMPTY: dict[str, Any] = {}
 
 
 def csv_row(log: dict[str, Any]) -> list[str]:
-    """Flatten a LOG-with-details into the CSV columns (in `CSV_COLUMNS` order)."""
+    """Flatten a LOG-with-details into the CSV columns (in `CSV_COLUMNS` order).
+
+    Written out rather than walking the column paths: it runs once per exported row (B4).
+    tests/unit/test_schemas_log_shape.py checks it against the paths of schemas.log_shape."""
     organization = log.get("organization") or _EMPTY
     category = log.get("category") or _EMPTY
     activity = log.get("activity") or _EMPTY

@@ -14,11 +14,13 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from api.query import DEFAULT_LIMIT, MAX_LIMIT, MAX_Q_CHARS
 from schemas.catalogue import ACTION_PATTERN, OTHER_CATEGORY_CODE, categories
-from schemas.event import ACTOR_TYPES, EVENT_ID_PATTERN, SOURCE_CHANNELS, STATUSES
+from schemas.event import ACTOR_TYPES, SOURCE_CHANNELS, STATUSES
+from schemas.log_shape import LOG_ID_PATTERN, CodeLabel, Log, LogDetail
+
+# The LOG shapes are the contract's (schemas.log_shape); the API documents them from there.
+__all__ = ["LOG_ID_PATTERN", "CodeLabel", "Log", "LogDetail"]
 
 EXPORT_FORMATS = ("csv", "ndjson")
-# Log IDs are `event_id`s: SPEC §2 (schemas.event) restricts their alphabet and length.
-LOG_ID_PATTERN = f"^{EVENT_ID_PATTERN.pattern}$"
 # Organization and actor ids are free-form upstream; bound them so a filter stays cheap.
 MAX_ID_CHARS = 256
 MAX_VALUES_PER_FILTER = 100
@@ -163,65 +165,6 @@ class DigestPage(Schema):
 
 
 # --- responses ---------------------------------------------------------------------------
-
-
-class OrganizationRef(Schema):
-    id = fields.String(required=True)
-    name = fields.String(allow_none=True)
-
-
-class CodeLabel(Schema):
-    code = fields.String(required=True)
-    label = fields.String(required=True)
-
-
-class Actor(Schema):
-    type = fields.String(required=True, validate=validate.OneOf(ACTOR_TYPES))
-    id = fields.String(required=True)
-    name = fields.String(allow_none=True)
-    email = fields.String(allow_none=True)
-    role = fields.String(allow_none=True)
-
-
-class ObjectRef(Schema):
-    type = fields.String(required=True)
-    id = fields.String(allow_none=True)
-    name = fields.String(allow_none=True)
-
-
-class Log(Schema):
-    id = fields.String(required=True)
-    timestamp = fields.String(required=True, metadata={"format": "date-time"})
-    partner_id = fields.String(required=True)
-    organization = fields.Nested(OrganizationRef, allow_none=True)
-    category = fields.Nested(CodeLabel, required=True)
-    activity = fields.Nested(CodeLabel, required=True)
-    actor = fields.Nested(Actor, required=True)
-    source = fields.String(required=True, validate=validate.OneOf(SOURCE_CHANNELS))
-    object = fields.Nested(ObjectRef, allow_none=True)
-    status = fields.String(required=True, validate=validate.OneOf(STATUSES))
-    status_reason = fields.String(allow_none=True)
-    description = fields.String(allow_none=True)
-
-
-class Change(Schema):
-    field = fields.String(required=True)
-    old = fields.Raw(allow_none=True)
-    new = fields.Raw(allow_none=True)
-
-
-class LogDetails(Schema):
-    ip = fields.String(allow_none=True)
-    user_agent = fields.String(allow_none=True)
-    service = fields.String(allow_none=True)
-    request_id = fields.String(allow_none=True)
-    changes = fields.List(fields.Nested(Change), allow_none=True)
-    metadata = fields.Dict(keys=fields.String(), values=fields.Raw(), allow_none=True)
-    ingested_at = fields.String(allow_none=True, metadata={"format": "date-time"})
-
-
-class LogDetail(Log):
-    details = fields.Nested(LogDetails, required=True)
 
 
 class Total(Schema):

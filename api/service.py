@@ -22,7 +22,6 @@ from api.cursor import Cursor, decode_cursor, encode_cursor, fingerprint
 from api.export import chunked, lines
 from api.integrity import with_proofs
 from api.metrics import DOWNLOAD_EVENTS, EXPORTED_LOGS
-from api.models import LOG_ID_PATTERN
 from api.query import (
     build_detail_query,
     build_export_query,
@@ -34,6 +33,7 @@ from api.query import (
 from api.store import Scan, Store
 from schemas.document import document_to_log, document_to_log_detail
 from schemas.integrity_verify import EXPORT_INTEGRITY_KEY
+from schemas.log_shape import LOG_ID_PATTERN
 
 log = logging.getLogger(__name__)
 
