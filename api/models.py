@@ -178,15 +178,11 @@ class LogList(Schema):
     total = fields.Nested(Total, required=True)
 
 
-class CatalogueActivity(Schema):
-    code = fields.String(required=True)
-    label = fields.String(required=True)
+class CatalogueActivity(CodeLabel):
     object_type = fields.String(required=True)
 
 
-class CatalogueCategory(Schema):
-    code = fields.String(required=True)
-    label = fields.String(required=True)
+class CatalogueCategory(CodeLabel):
     activities = fields.List(fields.Nested(CatalogueActivity), required=True)
 
 
@@ -194,16 +190,11 @@ class ActivityCatalogue(Schema):
     categories = fields.List(fields.Nested(CatalogueCategory), required=True)
 
 
-class Choice(Schema):
-    code = fields.String(required=True)
-    label = fields.String(required=True)
-
-
 class ClientConfig(Schema):
-    statuses = fields.List(fields.Nested(Choice), required=True)
-    sources = fields.List(fields.Nested(Choice), required=True)
-    actor_types = fields.List(fields.Nested(Choice), required=True)
-    roles = fields.List(fields.Nested(Choice), required=True)
+    statuses = fields.List(fields.Nested(CodeLabel), required=True)
+    sources = fields.List(fields.Nested(CodeLabel), required=True)
+    actor_types = fields.List(fields.Nested(CodeLabel), required=True)
+    roles = fields.List(fields.Nested(CodeLabel), required=True)
     page_size = fields.Integer(required=True, metadata={"description": "The default `limit`."})
     max_page_size = fields.Integer(required=True, metadata={"description": "The largest `limit`."})
     max_q_chars = fields.Integer(required=True, metadata={"description": "The longest `q`."})
