@@ -38,7 +38,7 @@ services-clean: ## Stop local services and delete their data and logs
 	@$(SERVICES) clean
 
 run: install ## Start everything (services, worker, API); prints the API URL and a dev token
-	@$(PY) deploy/local/run.py
+	@$(PY) -m deploy.local.run
 
 test: install ## Run every test, starting the services it needs
 	@if [ -z "$$KAFKA_BOOTSTRAP_SERVERS" ] || [ -z "$$ELASTICSEARCH_URL" ]; then $(SERVICES) up; fi

@@ -2,7 +2,7 @@
 
 Services are found in this order, once per session:
 1. endpoints from the environment (`KAFKA_BOOTSTRAP_SERVERS` and `ELASTICSEARCH_URL`);
-2. the project's own local services (`deploy/local/services.py`), started or reused;
+2. the project's own local services (`deploy.local.services`), started or reused;
 3. testcontainers (Kafka and Elasticsearch containers) where a Docker engine answers.
 Tests are isolated by unique topic and index names, never by restarting services.
 """
@@ -10,21 +10,19 @@ Tests are isolated by unique topic and index names, never by restarting services
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import shutil
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from deploy.local import services
+
 TESTS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = TESTS_DIR.parent
 LAYERS = ("unit", "integration", "e2e")
 ES_IMAGE = "docker.elastic.co/elasticsearch/elasticsearch:8.19.21"
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"
@@ -45,21 +43,6 @@ class Endpoints:
     origin: str  # "environment", "local" or "testcontainers"
 
 
-def load_local_services() -> ModuleType:
-    return load_local_script("services")
-
-
-def load_local_script(name: str) -> ModuleType:
-    """deploy/local/*.py are scripts, not a package: load `name`.py by path."""
-    path = REPO_ROOT / "deploy" / "local" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"audit_local_{name}", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
 def _docker_answers() -> bool:
     if shutil.which("docker") is None:
         return False
@@ -75,7 +58,6 @@ def _docker_answers() -> bool:
 def _local_endpoints() -> Endpoints | None:
     if os.environ.get("AUDIT_TEST_SERVICES") == "testcontainers":
         return None
-    services = load_local_services()
     try:
         services.up()
     except services.ServiceError as error:

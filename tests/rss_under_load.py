@@ -30,7 +30,8 @@ from typing import Any
 from confluent_kafka.admin import AdminClient, NewTopic
 from elasticsearch import Elasticsearch
 
-from tests.conftest import load_local_services
+from deploy.local import services
+from deploy.local.processes import tree_rss_mib
 from tests.integration.containers import Container, WorkerContainer, load_images_module
 from tests.integration.test_container_images import api_env, production_token, wait_healthy
 from tests.integration.worker_harness import WorkerConfig, produce, wait_all_committed
@@ -42,12 +43,11 @@ class PeakRss:
 
     def __init__(self, container: Container) -> None:
         self.pid, self.peak, self._stop = container.main_pid(), 0.0, threading.Event()
-        self._rss = load_local_services()._rss_mib
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
         while not self._stop.wait(0.2):
-            self.peak = max(self.peak, self._rss(self.pid) or 0.0)
+            self.peak = max(self.peak, tree_rss_mib(self.pid) or 0.0)
 
     def stop(self) -> float:
         self._stop.set()
@@ -92,7 +92,6 @@ def load_api(base: str, token: str, seconds: float, clients: int) -> int:
 
 
 def measure(events: int, seconds: float, clients: int) -> dict[str, Any]:
-    services = load_local_services()
     services.up()
     bootstrap, es_url = services.Kafka().endpoint, services.Elasticsearch().endpoint
     images = load_images_module()
@@ -120,7 +119,7 @@ def measure(events: int, seconds: float, clients: int) -> dict[str, Any]:
             api = Container(engine, tags["api"], env)
             started.append(api)
             wait_healthy(api)
-            idle = load_local_services()._rss_mib(api.main_pid())
+            idle = tree_rss_mib(api.main_pid())
             sampler = PeakRss(api)
             token = production_token(env["AUDIT_JWT_SECRET"], "p-1")
             served = load_api(f"http://127.0.0.1:{port}", token, seconds, clients)

@@ -35,20 +35,22 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE), str(HERE.parent / "local")]
+sys.path[:0] = [str(HERE), str(HERE.parents[1])]
 
 import images  # noqa: E402
-import services  # noqa: E402
+
+from deploy.local import services  # noqa: E402
 
 COMPOSE_FILE = HERE.parent / "docker-compose.yml"
 STANDINS = HERE.parent / "standins"
 JRE_BASE = "localhost/partner-audit-log/jre-base:17-bookworm"
 JRE_PACKAGES = ("default-jre-headless", "ca-certificates", "curl", "passwd", "bash")
-KAFKA_STANDIN = f"localhost/partner-audit-log/standin-kafka:{services.KAFKA_VERSION}"
-ES_STANDIN = f"localhost/partner-audit-log/standin-elasticsearch:{services.ES_VERSION}"
+VERSIONS = services.Config.from_env()  # AUDIT_KAFKA_VERSION and AUDIT_ES_VERSION, if set
+KAFKA_STANDIN = f"localhost/partner-audit-log/standin-kafka:{VERSIONS.kafka_version}"
+ES_STANDIN = f"localhost/partner-audit-log/standin-elasticsearch:{VERSIONS.es_version}"
 UPSTREAM = {
-    "kafka": f"docker.io/apache/kafka:{services.KAFKA_VERSION}",
-    "elasticsearch": f"docker.elastic.co/elasticsearch/elasticsearch:{services.ES_VERSION}",
+    "kafka": f"docker.io/apache/kafka:{VERSIONS.kafka_version}",
+    "elasticsearch": f"docker.elastic.co/elasticsearch/elasticsearch:{VERSIONS.es_version}",
 }
 DEMO_EVENTS = 300
 DEMO_PARTNER = "p-001"
@@ -74,7 +76,7 @@ def pullable(engine: str, image: str) -> bool:
 def kafka_tools_jar() -> Path:
     """kafka-tools (TopicCommand, for kafka-topics.sh): the local services need no CLI, so
     it is fetched here, the same way and into the same verified cache as their jars."""
-    version = services.KAFKA_VERSION
+    version = VERSIONS.kafka_version
     target = services.cache_dir() / f"kafka-tools-{version}"
     jar = target / f"kafka-tools-{version}.jar"
     if not jar.exists():
@@ -106,12 +108,14 @@ def build_standin(engine: str, tag: str, folder: str, fill: Callable[[Path], Non
 
 
 def kafka_context(root: Path) -> None:
-    shutil.copytree(services.kafka_libs(), root / "libs")
+    shutil.copytree(services.kafka_libs(VERSIONS.kafka_version), root / "libs")
     shutil.copy2(kafka_tools_jar(), root / "libs")
 
 
 def elasticsearch_context(root: Path) -> None:
-    shutil.copytree(services.elasticsearch_home(), root / "elasticsearch", symlinks=True)
+    shutil.copytree(
+        services.elasticsearch_home(VERSIONS.es_version), root / "elasticsearch", symlinks=True
+    )
 
 
 def upstream_or_standins(engine: str) -> dict[str, str]:

@@ -1,5 +1,7 @@
 """`make run`: local services (unless pointed elsewhere), the worker and the API, until Ctrl-C.
 
+    python -m deploy.local.run
+
 Runs with the project's virtual environment. A worker or API that dies is restarted with
 backoff (`supervisor.py`). Ctrl-C stops exactly what it started: services that were already
 running, or endpoints given in the environment, are left alone.
@@ -7,45 +9,46 @@ running, or endpoints given in the environment, are left alone.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 import signal
 import sys
 import time
-import urllib.error
-import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType, ModuleType
-from typing import Any
+from types import FrameType
 
-import jwt
-
+from api.devtoken import mint_token
+from deploy.local import services
+from deploy.local.processes import BIN, http_ok
+from deploy.local.supervisor import GaveUp, Supervisor
 from schemas.integrity import load_private_key, private_pem, public_pem
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
-API_PORT = int(os.environ.get("AUDIT_API_PORT", "8080"))
-WORKER_PORT = int(os.environ.get("AUDIT_WORKER_PORT", "9108"))
-DEV_PARTNER = os.environ.get("AUDIT_DEV_PARTNER", "p-001")
 READY_TIMEOUT_S = 90.0
-TOPIC_PARTITIONS = int(os.environ.get("AUDIT_PARTITIONS", "4"))
 RETENTION = ["indices", "retention", "--every", "24h"]
 
 
-def _load(name: str) -> ModuleType:
-    """services.py and supervisor.py are scripts beside this one, not a package: load by path."""
-    spec = importlib.util.spec_from_file_location(
-        f"audit_local_{name}", Path(__file__).parent / f"{name}.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+@dataclass(frozen=True)
+class Options:
+    """What the environment chooses for this run (read once, in `main`)."""
+
+    api_port: int
+    worker_port: int
+    dev_partner: str
+    partitions: int
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Options:
+        return cls(
+            api_port=int(env.get("AUDIT_API_PORT", "8080")),
+            worker_port=int(env.get("AUDIT_WORKER_PORT", "9108")),
+            dev_partner=env.get("AUDIT_DEV_PARTNER", "p-001"),
+            partitions=int(env.get("AUDIT_PARTITIONS", "4")),
+        )
 
 
-def start_services(services: ModuleType, started: list[str]) -> dict[str, str]:
+def start_services(started: list[str]) -> dict[str, str]:
     """Endpoints for the children; `started` gets the services this run starts, before they
     start, so that a failure half-way still stops them."""
     kafka, es_url = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("ELASTICSEARCH_URL")
@@ -62,7 +65,7 @@ def start_services(services: ModuleType, started: list[str]) -> dict[str, str]:
     }
 
 
-def ensure_topics(bootstrap: str) -> None:
+def ensure_topics(bootstrap: str, partitions: int) -> None:
     """Create the worker's topics when missing: a worker subscribed to a topic that does not
     exist yet would only notice it minutes later, at its next metadata refresh."""
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -75,26 +78,16 @@ def ensure_topics(bootstrap: str) -> None:
     if not missing:
         return
     futures = admin.create_topics(
-        [NewTopic(name, num_partitions=TOPIC_PARTITIONS, replication_factor=1) for name in missing]
+        [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in missing]
     )
     for name, future in futures.items():
         future.result(timeout=30)
-        print(f"run: created topic {name} ({TOPIC_PARTITIONS} partitions)")
+        print(f"run: created topic {name} ({partitions} partitions)")
 
 
-def dev_token(secret: str) -> str:
+def dev_token(secret: str, partner_id: str) -> str:
     """An owner's token for the demo partner, valid for 12 hours."""
-    now = int(time.time())
-    claims = {
-        "sub": "dev-owner",
-        "name": "Dev Owner",
-        "partner_id": DEV_PARTNER,
-        "role": "owner",
-        "org_ids": [],
-        "iat": now,
-        "exp": now + 12 * 3600,
-    }
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return mint_token(secret, "dev-owner", partner_id, "owner", ttl=12 * 3600, name="Dev Owner")
 
 
 class StopOnSignal:
@@ -110,22 +103,14 @@ class StopOnSignal:
         self.requested = True
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - loopback http
-            return True
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def wait_ready(supervisor: Any, health: dict[str, str], stop: StopOnSignal) -> bool:
+def wait_ready(supervisor: Supervisor, health: dict[str, str], stop: StopOnSignal) -> bool:
     """Until every child answers its health URL, restarting those that die; False when
     stopped first. `health` maps a child's name to its URL."""
     deadline = time.monotonic() + READY_TIMEOUT_S
     waiting = dict(health)
     while waiting and not stop.requested:
         supervisor.check()
-        waiting = {name: url for name, url in waiting.items() if not _answers(url)}
+        waiting = {name: url for name, url in waiting.items() if not http_ok(url)}
         if waiting and time.monotonic() > deadline:
             logs = {child.name: child.log_path for child in supervisor.children}
             name, url = next(iter(waiting.items()))
@@ -136,8 +121,8 @@ def wait_ready(supervisor: Any, health: dict[str, str], stop: StopOnSignal) -> b
     return not waiting
 
 
-def print_banner(token: str) -> None:
-    base = f"http://127.0.0.1:{API_PORT}"
+def print_banner(token: str, api_port: int) -> None:
+    base = f"http://127.0.0.1:{api_port}"
     print(f"\nAPI:    {base}/api/v1/audit-logs   (docs: {base}/docs)")
     print(f"Viewer: {base}/#token={token}")
     print(f"Token:  {token}")
@@ -164,9 +149,9 @@ def dev_signing_key(folder: Path) -> tuple[str, str]:
     return private_pem(key), public_pem(key.public_key())
 
 
-def serve(services: ModuleType, supervisor: Any, started: list[str], stop: StopOnSignal) -> None:
+def serve(options: Options, supervisor: Supervisor, started: list[str], stop: StopOnSignal) -> None:
     """Services, topics, then the worker and the API, supervised until `stop`."""
-    endpoints = start_services(services, started)
+    endpoints = start_services(started)
     if stop.requested:
         return
     log_dir = services.state_dir() / "run"
@@ -174,9 +159,9 @@ def serve(services: ModuleType, supervisor: Any, started: list[str], stop: StopO
     env = {**os.environ, **endpoints, "AUDIT_JWT_SECRET": secret, "AUDIT_ENV": "development"}
     if not env.get("AUDIT_SIGNING_KEY"):
         env["AUDIT_SIGNING_KEY"], env["AUDIT_SIGNING_PUBLIC_KEY"] = dev_signing_key(log_dir)
-    env.setdefault("AUDIT_API_PORT", str(API_PORT))
-    env.setdefault("AUDIT_WORKER_PORT", str(WORKER_PORT))
-    ensure_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"])
+    env.setdefault("AUDIT_API_PORT", str(options.api_port))
+    env.setdefault("AUDIT_WORKER_PORT", str(options.worker_port))
+    ensure_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"], options.partitions)
     if stop.requested:
         return
     supervisor.start("worker", [str(BIN / "audit-worker")], env, log_dir / "worker.log")
@@ -186,24 +171,24 @@ def serve(services: ModuleType, supervisor: Any, started: list[str], stop: StopO
         "retention", [str(BIN / "audit-log"), *RETENTION], env, log_dir / "retention.log"
     )
     health = {
-        "worker": f"http://127.0.0.1:{WORKER_PORT}/healthz",
-        "api": f"http://127.0.0.1:{API_PORT}/healthz",
+        "worker": f"http://127.0.0.1:{options.worker_port}/healthz",
+        "api": f"http://127.0.0.1:{options.api_port}/healthz",
     }
     if wait_ready(supervisor, health, stop):
-        print_banner(dev_token(secret))
+        print_banner(dev_token(secret, options.dev_partner), options.api_port)
     while not stop.requested:
         supervisor.check()
         time.sleep(0.2)
 
 
 def main() -> int:
-    services, supervision = _load("services"), _load("supervisor")
-    supervisor = supervision.Supervisor()
+    options = Options.from_env(os.environ)
+    supervisor = Supervisor()
     started: list[str] = []
     stop = StopOnSignal()
     try:
-        serve(services, supervisor, started, stop)
-    except (RuntimeError, services.ServiceError, supervision.GaveUp) as error:
+        serve(options, supervisor, started, stop)
+    except (RuntimeError, services.ServiceError, GaveUp) as error:
         print(f"run: {error}", file=sys.stderr)
         return 1
     finally:

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import stat
 import subprocess
@@ -34,29 +33,64 @@ import urllib.error
 import urllib.request
 import uuid
 import zipfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if not __package__:  # run by path (python3 deploy/local/services.py): find the package
+    sys.path.insert(0, str(REPO_ROOT))
+
+from deploy.local.processes import stop_group, tree_rss_mib  # noqa: E402
+
 # Kafka 3.9 is the last line that keeps the older protocol versions which faust-streaming's
 # aiokafka still negotiates for some requests (KIP-896 removed them in 4.0); it runs KRaft.
-KAFKA_VERSION = os.environ.get("AUDIT_KAFKA_VERSION", "3.9.2")
+KAFKA_VERSION = "3.9.2"
 # Elasticsearch 9.x integ-test-zips on Maven Central have no published checksums, so they
 # cannot be verified: 8.19 is the newest line that can. The Python client's major matches (8).
-ES_VERSION = os.environ.get("AUDIT_ES_VERSION", "8.19.21")
+ES_VERSION = "8.19.21"
 RELOAD4J_BINDING = "org.slf4j:slf4j-reload4j:1.7.36"
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVICE_USER = os.environ.get("AUDIT_SERVICE_USER", "partner-audit")
 HOST = "127.0.0.1"
-KAFKA_PORT = int(os.environ.get("AUDIT_LOCAL_KAFKA_PORT", "9092"))
-KAFKA_CONTROLLER_PORT = int(os.environ.get("AUDIT_LOCAL_KAFKA_CONTROLLER_PORT", "9093"))
-ES_PORT = int(os.environ.get("AUDIT_LOCAL_ES_PORT", "9200"))
-ES_TRANSPORT_PORT = int(os.environ.get("AUDIT_LOCAL_ES_TRANSPORT_PORT", "9300"))
-KAFKA_HEAP = os.environ.get("AUDIT_LOCAL_KAFKA_HEAP", "512m")
-ES_HEAP = os.environ.get("AUDIT_LOCAL_ES_HEAP", "768m")
-READY_TIMEOUT_S = float(os.environ.get("AUDIT_LOCAL_READY_TIMEOUT", "180"))
 STOP_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """What the environment chooses (`from_env`, read by `main` or by the caller); paths are
+    read where they are used (`cache_dir`, `state_dir`)."""
+
+    kafka_version: str = KAFKA_VERSION
+    es_version: str = ES_VERSION
+    service_user: str = "partner-audit"
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    es_port: int = 9200
+    es_transport_port: int = 9300
+    kafka_heap: str = "512m"
+    es_heap: str = "768m"
+    ready_timeout_s: float = 180.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        env = os.environ if env is None else env
+        default = cls()
+        return cls(
+            kafka_version=env.get("AUDIT_KAFKA_VERSION", default.kafka_version),
+            es_version=env.get("AUDIT_ES_VERSION", default.es_version),
+            service_user=env.get("AUDIT_SERVICE_USER", default.service_user),
+            kafka_port=int(env.get("AUDIT_LOCAL_KAFKA_PORT", default.kafka_port)),
+            kafka_controller_port=int(
+                env.get("AUDIT_LOCAL_KAFKA_CONTROLLER_PORT", default.kafka_controller_port)
+            ),
+            es_port=int(env.get("AUDIT_LOCAL_ES_PORT", default.es_port)),
+            es_transport_port=int(
+                env.get("AUDIT_LOCAL_ES_TRANSPORT_PORT", default.es_transport_port)
+            ),
+            kafka_heap=env.get("AUDIT_LOCAL_KAFKA_HEAP", default.kafka_heap),
+            es_heap=env.get("AUDIT_LOCAL_ES_HEAP", default.es_heap),
+            ready_timeout_s=float(env.get("AUDIT_LOCAL_READY_TIMEOUT", default.ready_timeout_s)),
+        )
 
 
 class ServiceError(Exception):
@@ -272,9 +306,9 @@ KAFKA_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
 """
 
 
-def kafka_libs() -> Path:
+def kafka_libs(kafka_version: str) -> Path:
     """Kafka's broker jars and their runtime dependencies, resolved once into the cache."""
-    target = cache_dir() / f"kafka-{KAFKA_VERSION}"
+    target = cache_dir() / f"kafka-{kafka_version}"
     libs = target / "libs"
     marker = target / ".complete"
     if marker.exists():
@@ -285,13 +319,13 @@ def kafka_libs() -> Path:
     pom = target / "pom.xml"
     pom.write_text(
         KAFKA_POM.format(
-            kafka=KAFKA_VERSION,
+            kafka=kafka_version,
             binding_group=group,
             binding_artifact=artifact,
             binding_version=version,
         )
     )
-    print(f"services: fetching Kafka {KAFKA_VERSION} and its dependencies (first run only)")
+    print(f"services: fetching Kafka {kafka_version} and its dependencies (first run only)")
     _run_maven(
         [
             "-f",
@@ -301,37 +335,37 @@ def kafka_libs() -> Path:
             f"-DoutputDirectory={libs}",
         ],
         target / "maven.log",
-        f"Kafka {KAFKA_VERSION}",
+        f"Kafka {kafka_version}",
     )
     _verify_sha1_files(libs.glob("*.jar"), cache_dir() / "m2")
     marker.write_text(json.dumps(sorted(p.name for p in libs.glob("*.jar"))))
     return libs
 
 
-def elasticsearch_home() -> Path:
+def elasticsearch_home(version: str) -> Path:
     """The integ-test-zip distribution, fetched once and unpacked into the cache."""
-    target = cache_dir() / f"elasticsearch-{ES_VERSION}"
-    home = target / f"elasticsearch-{ES_VERSION}"
+    target = cache_dir() / f"elasticsearch-{version}"
+    home = target / f"elasticsearch-{version}"
     marker = target / ".complete"
     if marker.exists():
         return home
     shutil.rmtree(target, ignore_errors=True)
     _mkdirs(target)
-    print(f"services: fetching Elasticsearch {ES_VERSION} (first run only)")
+    print(f"services: fetching Elasticsearch {version} (first run only)")
     _run_maven(
         [
             "dependency:copy",
-            f"-Dartifact=org.elasticsearch.distribution.integ-test-zip:elasticsearch:{ES_VERSION}:zip",
+            f"-Dartifact=org.elasticsearch.distribution.integ-test-zip:elasticsearch:{version}:zip",
             f"-DoutputDirectory={target}",
         ],
         target / "maven.log",
-        f"Elasticsearch {ES_VERSION}",
+        f"Elasticsearch {version}",
     )
-    archive = target / f"elasticsearch-{ES_VERSION}.zip"
+    archive = target / f"elasticsearch-{version}.zip"
     _verify_sha1_files([archive], cache_dir() / "m2")
     _unzip_keeping_modes(archive, target)
     archive.unlink()
-    marker.write_text(ES_VERSION)
+    marker.write_text(version)
     return home
 
 
@@ -408,52 +442,13 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float, failed: Callable[
 
 def _stop_pid(pid: int, name: str) -> None:
     """Stop the process group `pid` leads (every service is started in a session of its own)."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + STOP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        _reap(pid)
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.3)
-    print(f"services: {name} did not stop in {STOP_TIMEOUT_S:.0f}s; killing it")
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
+    if not stop_group(pid, STOP_TIMEOUT_S, reap=lambda: _reap(pid)):
+        print(f"services: {name} did not stop in {STOP_TIMEOUT_S:.0f}s; killed it")
 
 
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-
-
-def _rss_mib(pid: int) -> float | None:
-    total_kib = 0
-    for proc in _process_tree(pid):
-        try:
-            for line in Path(f"/proc/{proc}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total_kib += int(line.split()[1])
-        except OSError:
-            continue
-    return total_kib / 1024 if total_kib else None
-
-
-def _process_tree(pid: int) -> list[int]:
-    tree = [pid]
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) in tree:
-            tree.append(int(entry.name))
-    return tree
 
 
 def _tail(path: Path, lines: int = 5) -> str:
@@ -477,6 +472,7 @@ class _Service:
     program = ""  # a word of the service's command line
     pid_name = ""
     root: Path
+    config: Config
 
     @property
     def pid_file(self) -> Path:
@@ -570,22 +566,24 @@ class Kafka(_Service):
     program = "kafka.Kafka"
     pid_name = "kafka.pid"
 
-    def __init__(self) -> None:
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config.from_env()
         self.root = state_dir() / "kafka"
         self.log_file = self.root / "logs" / "server.out"
 
     @property
     def endpoint(self) -> str:
-        return f"{HOST}:{KAFKA_PORT}"
+        return f"{HOST}:{self.config.kafka_port}"
 
     def up(self) -> str:
-        if self.running_pid() and _port_open(KAFKA_PORT):
+        if self.running_pid() and _port_open(self.config.kafka_port):
             return f"kafka already running at {self.endpoint}"
         self._refuse_taken_ports(
-            (KAFKA_PORT, KAFKA_CONTROLLER_PORT), "AUDIT_LOCAL_KAFKA_PORT / KAFKA_BOOTSTRAP_SERVERS"
+            (self.config.kafka_port, self.config.kafka_controller_port),
+            "AUDIT_LOCAL_KAFKA_PORT / KAFKA_BOOTSTRAP_SERVERS",
         )
         java = find_java("Kafka", 11, 99, ["KAFKA_JAVA_HOME", "JAVA_HOME"])
-        libs = kafka_libs()
+        libs = kafka_libs(self.config.kafka_version)
         _own_folder(self.root)
         config = self._write_config()
         self._format_storage(java, libs, config)
@@ -601,10 +599,10 @@ class Kafka(_Service):
                 [
                     "process.roles=broker,controller",
                     "node.id=1",
-                    f"controller.quorum.voters=1@{HOST}:{KAFKA_CONTROLLER_PORT}",
-                    f"listeners=PLAINTEXT://{HOST}:{KAFKA_PORT},"
-                    f"CONTROLLER://{HOST}:{KAFKA_CONTROLLER_PORT}",
-                    f"advertised.listeners=PLAINTEXT://{HOST}:{KAFKA_PORT}",
+                    f"controller.quorum.voters=1@{HOST}:{self.config.kafka_controller_port}",
+                    f"listeners=PLAINTEXT://{HOST}:{self.config.kafka_port},"
+                    f"CONTROLLER://{HOST}:{self.config.kafka_controller_port}",
+                    f"advertised.listeners=PLAINTEXT://{HOST}:{self.config.kafka_port}",
                     "controller.listener.names=CONTROLLER",
                     "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
                     "inter.broker.listener.name=PLAINTEXT",
@@ -657,8 +655,8 @@ class Kafka(_Service):
         command = self._java_command(
             java,
             libs,
-            f"-Xms{KAFKA_HEAP}",
-            f"-Xmx{KAFKA_HEAP}",
+            f"-Xms{self.config.kafka_heap}",
+            f"-Xmx{self.config.kafka_heap}",
             "-XX:+UseG1GC",
             "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
@@ -669,12 +667,13 @@ class Kafka(_Service):
         kafka_log = self.root / "logs" / "kafka.log"
 
         def started() -> bool:
-            return _port_open(KAFKA_PORT) and "Kafka Server started" in _read(kafka_log)
+            return _port_open(self.config.kafka_port) and "Kafka Server started" in _read(kafka_log)
 
-        if not _wait_for(started, READY_TIMEOUT_S, lambda: process.poll() is not None):
+        timeout_s = self.config.ready_timeout_s
+        if not _wait_for(started, timeout_s, lambda: process.poll() is not None):
             _stop_pid(process.pid, self.name)
             raise ServiceError(
-                f"Kafka did not become ready in {READY_TIMEOUT_S:.0f}s; see {kafka_log} "
+                f"Kafka did not become ready in {timeout_s:.0f}s; see {kafka_log} "
                 f"and {self.log_file} ({_tail(self.log_file, 2)})"
             )
 
@@ -698,7 +697,8 @@ class Elasticsearch(_Service):
     # Our pid file names the launcher, leader of the process group we stop.
     pid_name = "launcher.pid"
 
-    def __init__(self) -> None:
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config.from_env()
         self.root = state_dir() / "elasticsearch"
         self.config_dir = self.root / "config"
         self.data_dir = self.root / "data"
@@ -714,13 +714,13 @@ class Elasticsearch(_Service):
         import pwd
 
         try:
-            return pwd.getpwnam(SERVICE_USER).pw_uid
+            return pwd.getpwnam(self.config.service_user).pw_uid
         except KeyError:
             return None
 
     @property
     def endpoint(self) -> str:
-        return f"http://{HOST}:{ES_PORT}"
+        return f"http://{HOST}:{self.config.es_port}"
 
     def answers(self) -> bool:
         try:
@@ -735,12 +735,13 @@ class Elasticsearch(_Service):
         if self.running_pid() and self.answers():
             return f"elasticsearch already running at {self.endpoint}"
         self._refuse_taken_ports(
-            (ES_PORT, ES_TRANSPORT_PORT), "AUDIT_LOCAL_ES_PORT / ELASTICSEARCH_URL"
+            (self.config.es_port, self.config.es_transport_port),
+            "AUDIT_LOCAL_ES_PORT / ELASTICSEARCH_URL",
         )
         # Elasticsearch 8.19 runs on Java 17 to 24 (25 dropped the Security Manager it needs).
         java = find_java("Elasticsearch", 17, 24, ["ES_JAVA_HOME", "JAVA_HOME"])
-        home = elasticsearch_home()
-        user = _service_user()
+        home = elasticsearch_home(self.config.es_version)
+        user = _service_user(self.config.service_user)
         _mkdirs(state_dir())
         _own_folder(self.root)
         if user is not None:
@@ -755,14 +756,15 @@ class Elasticsearch(_Service):
     def _check_reach(self, home: Path, user: tuple[int, int]) -> None:
         # Unpacked under a strict umask, the distribution may be root's only: open it up.
         _make_readable(home.parent)
+        name = self.config.service_user
         if not _user_can(user, "-x", self.root):
             raise ServiceError(
-                f"Elasticsearch runs as user {SERVICE_USER}, who cannot reach {self.root}; set "
+                f"Elasticsearch runs as user {name}, who cannot reach {self.root}; set "
                 "AUDIT_STATE_DIR to a folder every user can traverse, or unset it"
             )
         if not _user_can(user, "-r", home / "bin" / "elasticsearch"):
             raise ServiceError(
-                f"Elasticsearch runs as user {SERVICE_USER}, who cannot read {home}; set "
+                f"Elasticsearch runs as user {name}, who cannot read {home}; set "
                 "AUDIT_CACHE_DIR to a folder every user can traverse, or unset it"
             )
 
@@ -781,8 +783,8 @@ class Elasticsearch(_Service):
                     f"path.data: {self.data_dir}",
                     f"path.logs: {self.log_dir}",
                     f"network.host: {HOST}",
-                    f"http.port: {ES_PORT}",
-                    f"transport.port: {ES_TRANSPORT_PORT}",
+                    f"http.port: {self.config.es_port}",
+                    f"transport.port: {self.config.es_transport_port}",
                     "discovery.type: single-node",
                     "xpack.security.enabled: false",
                     "cluster.routing.allocation.disk.threshold_enabled: false",
@@ -792,7 +794,8 @@ class Elasticsearch(_Service):
             )
         )
         (config / "jvm.options.d").mkdir(exist_ok=True)
-        (config / "jvm.options.d" / "heap.options").write_text(f"-Xms{ES_HEAP}\n-Xmx{ES_HEAP}\n")
+        heap = self.config.es_heap
+        (config / "jvm.options.d" / "heap.options").write_text(f"-Xms{heap}\n-Xmx{heap}\n")
         return config
 
     def _start(self, java: Java, home: Path, config: Path, user: tuple[int, int] | None) -> None:
@@ -805,23 +808,24 @@ class Elasticsearch(_Service):
         }
         command = [str(home / "bin" / "elasticsearch"), "-p", str(self.server_pid_file)]
         process = self._launch(command, self.out_file, env=env, user=user)
-        if not _wait_for(self.answers, READY_TIMEOUT_S, lambda: process.poll() is not None):
+        timeout_s = self.config.ready_timeout_s
+        if not _wait_for(self.answers, timeout_s, lambda: process.poll() is not None):
             _stop_pid(process.pid, self.name)
             raise ServiceError(
-                f"Elasticsearch did not become ready in {READY_TIMEOUT_S:.0f}s; see "
+                f"Elasticsearch did not become ready in {timeout_s:.0f}s; see "
                 f"{self.log_dir / 'partner-audit-log-local.log'} and {self.out_file} "
                 f"({_tail(self.out_file, 2)})"
             )
 
 
-def _service_user() -> tuple[int, int] | None:
+def _service_user(name: str) -> tuple[int, int] | None:
     """Elasticsearch refuses to run as root: use (and create) an unprivileged system user."""
     if os.geteuid() != 0:
         return None
     import pwd
 
     try:
-        entry = pwd.getpwnam(SERVICE_USER)
+        entry = pwd.getpwnam(name)
     except KeyError:
         result = subprocess.run(
             [
@@ -833,7 +837,7 @@ def _service_user() -> tuple[int, int] | None:
                 "/nonexistent",
                 "--shell",
                 "/usr/sbin/nologin",
-                SERVICE_USER,
+                name,
             ],
             capture_output=True,
             text=True,
@@ -841,10 +845,9 @@ def _service_user() -> tuple[int, int] | None:
         )
         if result.returncode != 0:
             raise ServiceError(
-                f"could not create the user {SERVICE_USER} to run Elasticsearch as: "
-                f"{result.stderr.strip()}"
+                f"could not create the user {name} to run Elasticsearch as: {result.stderr.strip()}"
             ) from None
-        entry = pwd.getpwnam(SERVICE_USER)
+        entry = pwd.getpwnam(name)
     return entry.pw_uid, entry.pw_gid
 
 
@@ -907,50 +910,51 @@ def _make_readable(tree: Path) -> None:
 
 # --------------------------------------------------------------------------- commands
 
-SERVICES: dict[str, Callable[[], Kafka | Elasticsearch]] = {
+SERVICES: dict[str, Callable[[Config | None], Kafka | Elasticsearch]] = {
     "kafka": Kafka,
     "elasticsearch": Elasticsearch,
 }
 
 
-def _selected(names: list[str]) -> list[Kafka | Elasticsearch]:
+def _selected(names: list[str], config: Config | None) -> list[Kafka | Elasticsearch]:
     unknown = [name for name in names if name not in SERVICES]
     if unknown:
         raise ServiceError(f"unknown service {unknown[0]!r}; choose from {', '.join(SERVICES)}")
-    return [SERVICES[name]() for name in (names or list(SERVICES))]
+    config = config or Config.from_env()
+    return [SERVICES[name](config) for name in (names or list(SERVICES))]
 
 
-def up(names: list[str] | None = None) -> None:
-    for service in _selected(names or []):
+def up(names: list[str] | None = None, config: Config | None = None) -> None:
+    for service in _selected(names or [], config):
         print(f"services: {service.up()}", flush=True)
 
 
-def down(names: list[str] | None = None) -> None:
-    for service in reversed(_selected(names or [])):
+def down(names: list[str] | None = None, config: Config | None = None) -> None:
+    for service in reversed(_selected(names or [], config)):
         print(f"services: {service.down()}", flush=True)
 
 
-def status() -> None:
-    for service in _selected([]):
+def status(config: Config | None = None) -> None:
+    for service in _selected([], config):
         found = service.running()
         if found is None:
             print(f"{service.name}: stopped")
             continue
         pid, folder = found
-        rss = _rss_mib(pid)
+        rss = tree_rss_mib(pid)
         memory = f", {rss:.0f} MiB resident" if rss else ""
         legacy = "" if folder == service.root else f"; from the old {folder.parent}: down, then up"
         print(f"{service.name}: running at {service.endpoint} (pid {pid}{memory}{legacy})")
     print(f"state folder: {state_dir()}")
 
 
-def print_env() -> None:
-    print(f"KAFKA_BOOTSTRAP_SERVERS={Kafka().endpoint}")
-    print(f"ELASTICSEARCH_URL={Elasticsearch().endpoint}")
+def print_env(config: Config | None = None) -> None:
+    print(f"KAFKA_BOOTSTRAP_SERVERS={Kafka(config).endpoint}")
+    print(f"ELASTICSEARCH_URL={Elasticsearch(config).endpoint}")
 
 
-def clean() -> None:
-    down()
+def clean(config: Config | None = None) -> None:
+    down(config=config)
     legacy = legacy_state_dir()
     for base in [state_dir(), *([legacy] if legacy else [])]:
         for name in SERVICES:
@@ -966,12 +970,13 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return 0
     command, names = args[0], args[1:]
+    config = Config.from_env()
     actions: dict[str, Callable[[], None]] = {
-        "up": lambda: up(names),
-        "down": lambda: down(names),
-        "status": status,
-        "env": print_env,
-        "clean": clean,
+        "up": lambda: up(names, config),
+        "down": lambda: down(names, config),
+        "status": lambda: status(config),
+        "env": lambda: print_env(config),
+        "clean": lambda: clean(config),
     }
     if command not in actions:
         print(f"services: unknown command {command!r}; try: {', '.join(actions)}", file=sys.stderr)

@@ -5,13 +5,12 @@ A child that exits is restarted after a delay that doubles from `first_delay_s` 
 starts over. After `give_up_after` failures in a row, each soon after starting, restarting
 is pointless (a bad setting, a port taken): `GaveUp` says so in one line.
 
-Standard library only; `deploy/local/run.py` loads it by path.
+Standard library only; children start and stop as `processes.py` has it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import subprocess
 import time
@@ -19,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-STOP_TIMEOUT_S = 30.0
+from deploy.local.processes import end_group
 
 
 @dataclass(frozen=True)
@@ -64,30 +63,6 @@ def last_line(path: Path) -> str:
     except OSError:
         return ""
     return lines[-1][:200] if lines else ""
-
-
-def end_group(process: subprocess.Popen[bytes], timeout_s: float = STOP_TIMEOUT_S) -> int:
-    """Stop `process` and whatever is left in its process group (gunicorn's workers, say);
-    returns its exit code. SIGTERM first, SIGKILL for what still runs after `timeout_s`.
-    Once the leader is reaped its pid stays taken while its group has members, so signalling
-    the group reaches no stranger until it reports that it is gone."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    try:
-        code = process.wait(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        code = process.wait()
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(process.pid, 0)
-        except ProcessLookupError:
-            return code
-        time.sleep(0.1)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    return code
 
 
 def _print_now(line: str) -> None:

@@ -22,8 +22,8 @@ import jwt
 import pytest
 
 from api.devtoken import mint_token
+from deploy.local.processes import tree_rss_mib
 from schemas.publisher import AuditPublisher
-from tests.conftest import load_local_services
 from tests.integration.containers import (
     IMAGE_UID,
     Container,
@@ -153,9 +153,8 @@ def test_an_event_published_with_the_sdk_comes_back_through_the_api_container(
     assert detail["activity"]["code"] == event["action"]
 
     # The figures deploy/k8s sizes its limits from must hold for the images too.
-    services = load_local_services()
     for each, deployment in ((worker, "audit-worker"), (api, "audit-api")):
-        rss = services._rss_mib(each.main_pid()) or 0.0
+        rss = tree_rss_mib(each.main_pid()) or 0.0
         assert 0 < rss < memory_limit_mib(deployment), f"{deployment}: {rss:.0f} MiB"
 
 

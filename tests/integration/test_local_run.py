@@ -1,7 +1,8 @@
 """`make run` (deploy/local/run.py) restarts a worker that dies, and Ctrl-C stops all it started.
 
-The real run.py runs with stand-ins for `audit-worker` and `audit-api` (tiny health servers)
-beside a link to this interpreter, since it starts the scripts found next to `sys.executable`.
+The real run.py runs (`python -m deploy.local.run`, as `make run` has it) with stand-ins for
+`audit-worker` and `audit-api` (tiny health servers) beside a link to this interpreter, since it
+starts the scripts found next to `sys.executable`.
 Kafka (for its topic check) and Elasticsearch are the test session's, given by environment,
 so run.py starts no services here.
 """
@@ -21,7 +22,7 @@ import pytest
 
 from tests.processes import free_port, http_ok, wait_until
 
-RUN = Path(__file__).resolve().parents[2] / "deploy" / "local" / "run.py"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 FAKE_CHILD = '''#!{python}
 """Stands in for {name}: records its pid, answers /healthz on ${port_variable}."""
@@ -103,10 +104,10 @@ def run_env(
         "AUDIT_STATE_DIR": str(tmp_path / "state"),
         "FAKE_PIDS": str(tmp_path / "pids"),
         # The link to the interpreter is outside the venv: name its packages (jwt, kafka)
-        # and this checkout (run.py imports schemas; the editable install's hook is a .pth
-        # file, which only the venv's own site folder runs).
+        # and this checkout (deploy.local is in it, and imports schemas; the editable
+        # install's hook is a .pth file, which only the venv's own site folder runs).
         "PYTHONPATH": os.pathsep.join(
-            dict.fromkeys([str(RUN.parents[2]), paths["purelib"], paths["platlib"]])
+            dict.fromkeys([str(REPO_ROOT), paths["purelib"], paths["platlib"]])
         ),
     }
 
@@ -122,7 +123,10 @@ def make_run(
         python = fake_bin(tmp_path / "bin") / "python"
         with (tmp_path / "run.out").open("wb") as out:
             process = subprocess.Popen(
-                [str(python), str(RUN)], env=run_env, stdout=out, stderr=subprocess.STDOUT
+                [str(python), "-m", "deploy.local.run"],
+                env=run_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
         started.append(process)
         return process

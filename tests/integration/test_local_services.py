@@ -49,6 +49,15 @@ def run_services(
     )
 
 
+def clone_services(clone: Path) -> Path:
+    """The local service manager (the `deploy.local` package) in a copy of the checkout at
+    `clone`; its services.py, to run by path."""
+    package = clone / "deploy" / "local"
+    shutil.copytree(SERVICES.parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(SERVICES.parents[1] / "__init__.py", clone / "deploy")
+    return package / "services.py"
+
+
 def free_kafka_ports() -> dict[str, str]:
     """Ports nothing listens on, so the check under test is the one that fails."""
     return {
@@ -268,9 +277,7 @@ def test_a_clone_in_a_private_folder_runs_elasticsearch_with_no_setting(
     private_home = tmp_path / "root-home"
     private_home.mkdir(mode=0o700)
     clone = private_home / "partner-audit-log"
-    script = clone / "deploy" / "local" / "services.py"
-    script.parent.mkdir(parents=True)
-    shutil.copy(SERVICES, script)
+    script = clone_services(clone)
     # The distribution as unpacked under umask 077: only root may enter its folders.
     for path in (Path(fake_es["AUDIT_CACHE_DIR"]) / f"elasticsearch-{FAKE_ES_VERSION}").rglob("*"):
         path.chmod(0o700)
@@ -294,9 +301,7 @@ def test_services_left_in_the_old_checkout_folder_are_found_and_stopped(tmp_path
     """An upgrade moves the state folder: a Kafka still running from `.local/` is reused
     (`status` says so) and `down` stops it, so nothing is orphaned or started twice."""
     clone = tmp_path / "clone"
-    script = clone / "deploy" / "local" / "services.py"
-    script.parent.mkdir(parents=True)
-    shutil.copy(SERVICES, script)
+    script = clone_services(clone)
     legacy = clone.resolve() / ".local" / "kafka"
     legacy.mkdir(parents=True)
     kafka_like = ["sh", "-c", "sleep 600; :", "kafka.Kafka", f"{legacy}/server.properties"]

@@ -15,7 +15,8 @@ import pytest
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from tests.conftest import Endpoints, load_local_services
+from deploy.local import services
+from tests.conftest import Endpoints
 from tests.integration.worker_harness import (
     FULL,
     PARTITIONS,
@@ -45,7 +46,6 @@ DONE_TIMEOUT_S = 900 if FULL else 300
 @pytest.fixture
 def managed_services(endpoints: Endpoints) -> Any:
     """The local service manager, when (and only when) it runs the services under test."""
-    services = load_local_services()
     local = (services.Kafka().endpoint, services.Elasticsearch().endpoint)
     if (endpoints.kafka_bootstrap, endpoints.es_url) != local:
         pytest.skip(

@@ -15,13 +15,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import load_local_script
+from deploy.local import supervisor as supervision
 from tests.processes import wait_until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
-
-
-supervision = load_local_script("supervisor")
 
 
 class FakeClock:
