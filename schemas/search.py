@@ -37,7 +37,6 @@ MAX_SEARCH_CHARS = 1024
 
 #: The characters a gram may keep as they are (anything else is hex-encoded).
 _PLAIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
-_NOT_PLAIN = re.compile(r"[^a-z0-9]")
 #: A letter or digit (`str.isalnum`: re's \w is exactly that plus "_") not preceded by one,
 #: with the character after it if any.
 _WORD_START_PREFIX = re.compile(r"(?<![^\W_])[^\W_].?", re.DOTALL)
@@ -60,33 +59,29 @@ def encode_gram(gram: str) -> str:
     return "x" + gram.encode("utf-8").hex()
 
 
+class _GramCodes(dict[str, str]):
+    """Trigram -> its token (``encode_gram``), remembered: a stream's values are made of a
+    few thousand distinct trigrams, so nearly every gram is one dict lookup, in C. Emptied
+    when full (non-ASCII text could otherwise grow it without end)."""
+
+    def __init__(self, max_entries: int = 32768) -> None:
+        super().__init__()
+        self.max_entries = max_entries
+
+    def __missing__(self, gram: str) -> str:
+        if len(self) >= self.max_entries:
+            self.clear()
+        token = self[gram] = encode_gram(gram)
+        return token
+
+
+_GRAM_CODES = _GramCodes()
+
+
 def gram_tokens(chunk: str) -> list[str]:
     """The encoded overlapping trigrams of an already folded chunk, in order: ``encode_gram``
-    of each, with the encoding spent only on the grams that touch a non-plain character."""
-    count = len(chunk) - GRAM + 1
-    if count <= 0:
-        return []
-    grams = [chunk[i : i + GRAM] for i in range(count)]
-    for match in _NOT_PLAIN.finditer(chunk):
-        at = match.start()
-        for i in range(max(at - GRAM + 1, 0), min(at + 1, count)):
-            grams[i] = "x" + chunk[i : i + GRAM].encode("utf-8").hex()
-    return grams
-
-
-def pieces(value: str) -> list[str]:
-    """The folded white-space separated pieces of the searchable part of one value."""
-    return fold(value[:MAX_SEARCH_CHARS]).split()
-
-
-def chunks(values: Iterable[str | None]) -> list[str]:
-    """Distinct folded white-space separated pieces of all values (of their first
-    `MAX_SEARCH_CHARS` characters), first-seen order."""
-    seen: dict[str, None] = {}
-    for value in values:
-        for piece in pieces(value or ""):
-            seen.setdefault(piece, None)
-    return list(seen)
+    of each (cached per distinct trigram)."""
+    return list(map(_GRAM_CODES.__getitem__, [chunk[i : i + GRAM] for i in range(len(chunk) - 2)]))
 
 
 def word_prefixes(chunk: str) -> set[str]:
@@ -96,6 +91,11 @@ def word_prefixes(chunk: str) -> set[str]:
     one non-overlapping scan finds them all."""
     found = _WORD_START_PREFIX.findall(chunk)
     return {chunk[:1], chunk[:2], *found, *(prefix[0] for prefix in found)} - {""}
+
+
+#: A piece's search tokens: its trigram tokens space-joined (None under 3 characters), and
+#: its word-start prefixes.
+PieceTokens = tuple[str | None, frozenset[str]]
 
 
 class PieceCache:
@@ -111,17 +111,20 @@ class PieceCache:
         self.max_entries = max_entries
         # OrderedDict: dropping the oldest is O(1) (a dict's `next(iter(...))` walks over
         # the holes its earlier deletions left).
-        self._tokens: OrderedDict[str, tuple[str | None, tuple[str, ...]]] = OrderedDict()
+        self._tokens: OrderedDict[str, PieceTokens] = OrderedDict()
         self._seen_once: OrderedDict[str, None] = OrderedDict()
+        #: The lookup of a kept piece, bound once (the hot path calls it ~14 times an event).
+        self.kept = self._tokens.get
 
-    def tokens(self, piece: str) -> tuple[str | None, tuple[str, ...]]:
+    def tokens(self, piece: str) -> PieceTokens:
         """(space-joined grams, or None under 3 characters; word-start prefixes)."""
-        found = self._tokens.get(piece)
-        if found is not None:
-            return found
+        return self.kept(piece) or self.make(piece)
+
+    def make(self, piece: str) -> PieceTokens:
+        """The tokens of a piece that is not kept (yet): computed, and kept if seen before."""
         made = (
             " ".join(gram_tokens(piece)) if len(piece) >= GRAM else None,
-            tuple(word_prefixes(piece)),
+            frozenset(word_prefixes(piece)),
         )
         if piece in self._seen_once:
             del self._seen_once[piece]
@@ -140,14 +143,27 @@ _PIECES = PieceCache()
 
 
 def search_representation(values: Iterable[str | None]) -> dict[str, list[str]]:
-    """The ``audit.search`` object of a document whose searchable values are ``values``."""
+    """The ``audit.search`` object of a document whose searchable values are ``values``:
+    one grams element per distinct piece (first-seen order), the word-start prefixes sorted.
+
+    One pass over the values, with no intermediate list of pieces: this runs for every
+    event, about 14 pieces each, nearly all of them found in the cache.
+    """
     grams: list[str] = []
     prefixes: set[str] = set()
-    for piece in chunks(values):
-        piece_grams, piece_prefixes = _PIECES.tokens(piece)
-        if piece_grams is not None:
-            grams.append(piece_grams)
-        prefixes.update(piece_prefixes)
+    seen: set[str] = set()
+    kept, make = _PIECES.kept, _PIECES.make
+    for value in values:
+        if not value:
+            continue
+        for piece in fold(value[:MAX_SEARCH_CHARS]).split():
+            if piece in seen:
+                continue
+            seen.add(piece)
+            piece_grams, piece_prefixes = kept(piece) or make(piece)
+            if piece_grams is not None:
+                grams.append(piece_grams)
+            prefixes |= piece_prefixes
     return {"grams": grams, "prefixes": sorted(prefixes)}
 
 
