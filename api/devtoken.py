@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import jwt
 
-from api.settings import Settings
+from api.settings import ConfigError, Settings
 
 
 def mint_token(
@@ -48,7 +48,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--org", action="append", default=[], help="repeatable")
     parser.add_argument("--ttl", type=int, default=12 * 3600, help="seconds")
     args = parser.parse_args(argv)
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        parser.exit(2, f"{parser.prog}: configuration error: {error}\n")
     if not settings.jwt_secret:
         parser.error("AUDIT_JWT_SECRET is not set (RS256-only deployments mint elsewhere)")
     print(

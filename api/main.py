@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -9,9 +10,7 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
-from api.settings import ConfigError, Settings
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's own variable
+from api.settings import METRICS_DIR_ENV, ConfigError, Settings
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -35,16 +34,17 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _share_metrics_between_workers() -> str | None:
+def _share_metrics_between_workers(settings: Settings) -> tuple[Settings, str | None]:
     """Point prometheus-client's multiprocess mode at a fresh directory, before any
     worker exists, so /metrics adds up every worker instead of reporting one. Returns the
-    directory when this call created it (to delete on exit)."""
-    # Must happen before `api.metrics` is imported: metrics pick their mode when created.
-    if os.environ.get(MULTIPROC_ENV):
-        return None
+    settings naming it, and the directory when this call created it (to delete on exit)."""
+    if settings.metrics_dir:
+        return settings, None
     directory = tempfile.mkdtemp(prefix="audit-api-metrics-")
-    os.environ[MULTIPROC_ENV] = directory
-    return directory
+    # prometheus-client reads its switch from the environment itself, when `api.metrics`
+    # is imported (metrics pick their mode when created): written before any worker exists.
+    os.environ[METRICS_DIR_ENV] = directory
+    return dataclasses.replace(settings, metrics_dir=directory), directory
 
 
 def _worker_exited(server: Any, worker: Any) -> None:
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(f"audit-api: configuration error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
 
-    metrics_dir = _share_metrics_between_workers()
+    settings, metrics_dir = _share_metrics_between_workers(settings)
 
     from gunicorn.app.base import BaseApplication
 

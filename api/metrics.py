@@ -6,11 +6,7 @@ every app the process builds.
 
 from __future__ import annotations
 
-import os
-
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 REQUESTS = Counter(
     "audit_api_requests_total", "HTTP requests served", ["method", "endpoint", "status"]
@@ -27,12 +23,12 @@ DOWNLOAD_EVENTS = Counter(
 )
 
 
-def exposition() -> bytes:
-    """The text exposition of this process, or of every gunicorn worker when
-    `PROMETHEUS_MULTIPROC_DIR` is set (prometheus-client's own switch, which `audit-api`
-    sets): without it a scrape would see whichever worker happened to answer."""
-    if not os.environ.get(MULTIPROC_ENV):
+def exposition(metrics_dir: str | None) -> bytes:
+    """The text exposition of this process, or of every gunicorn worker when they share
+    `metrics_dir` (the settings' `PROMETHEUS_MULTIPROC_DIR`, prometheus-client's own switch,
+    which `audit-api` sets): without it a scrape would see whichever worker answered."""
+    if not metrics_dir:
         return generate_latest()
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry)
+    multiprocess.MultiProcessCollector(registry, path=metrics_dir)
     return generate_latest(registry)

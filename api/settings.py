@@ -2,7 +2,8 @@
 
 Nothing else in `api/` reads `os.environ`: the app factory takes a `Settings` so tests can
 build one explicitly, and production fails fast here with one readable message instead of
-failing on the first request.
+failing on the first request. Kafka and Elasticsearch options, their rules and the error type
+are `schemas.config`'s, the same as the worker's.
 
 Secure by default: what production needs (a real key, its own cursor secret, the expected
 audience and issuer) refuses to start when forgotten; the development secret, which is in
@@ -13,11 +14,22 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from schemas.config import (
+    DEFAULT_EVENTS_TOPIC,
+    DEFAULT_INDEX_PREFIX,
+    DEFAULT_KAFKA_BOOTSTRAP_SERVERS,
+    MAX_PORT,
+    ElasticsearchFields,
+    Env,
+    KafkaOptions,
+    elasticsearch_fields,
+)
+from schemas.config import ConfigError as ConfigError  # one error type; callers catch it here
 
 # Only for development; refused in production and on any bind that is not loopback.
 DEV_JWT_SECRET = "dev-only-audit-jwt-secret-do-not-use-in-production"  # noqa: S105
@@ -28,15 +40,13 @@ MIN_CURSOR_SECRET_BYTES = 32
 
 ENVIRONMENTS = ("development", "production")
 DEFAULT_API_PORT = 8080
+#: prometheus-client's own switch to multiprocess mode (`audit-api` sets it for gunicorn).
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
 
 
-class ConfigError(RuntimeError):
-    """The environment does not describe a runnable API; the message says what to set."""
-
-
 @dataclass(frozen=True)
-class Settings:
+class Settings(ElasticsearchFields):
     env: str = "development"
     # Secrets are kept out of reprs (and so out of logs and tracebacks).
     jwt_secret: str | None = field(default=DEV_JWT_SECRET, repr=False)
@@ -50,15 +60,12 @@ class Settings:
     jwt_max_lifetime_s: int = 24 * 3600
     cursor_secret: bytes = field(default=b"", repr=False)
     cursor_ttl_s: int = 3600
-    elasticsearch_url: str = "http://127.0.0.1:9200"
-    elasticsearch_api_key: str | None = field(default=None, repr=False)
-    elasticsearch_username: str | None = None
-    elasticsearch_password: str | None = field(default=None, repr=False)
-    elasticsearch_ca_certs: str | None = None
-    index_prefix: str = "audit-logs"
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    index_prefix: str = DEFAULT_INDEX_PREFIX
+    kafka_bootstrap_servers: str = DEFAULT_KAFKA_BOOTSTRAP_SERVERS
+    #: librdkafka properties besides `bootstrap.servers` (from `KafkaOptions`: the security
+    #: settings, a password among them).
     kafka_config: Mapping[str, str] = field(default_factory=dict, repr=False)
-    events_topic: str = "audit.events"
+    events_topic: str = DEFAULT_EVENTS_TOPIC
     api_port: int = DEFAULT_API_PORT
     #: gunicorn's bind; None = 127.0.0.1:`api_port`.
     api_bind: str | None = None
@@ -71,6 +78,9 @@ class Settings:
     #: The Ed25519 public keys (PEM) the worker's digests are checked with (the current one
     #: first; older ones after a rotation). Empty: the integrity endpoints answer 503.
     signing_public_keys: tuple[str, ...] = ()
+    #: Where gunicorn's workers keep their metrics (`PROMETHEUS_MULTIPROC_DIR`); None: this
+    #: process's metrics alone.
+    metrics_dir: str | None = None
 
     def __post_init__(self) -> None:
         if not self.cursor_secret:
@@ -104,78 +114,63 @@ class Settings:
         return tuple(algorithms)
 
     def elasticsearch_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for `elasticsearch.Elasticsearch(...)`."""
-        kwargs: dict[str, Any] = {"hosts": [self.elasticsearch_url]}
-        if self.elasticsearch_api_key:
-            kwargs["api_key"] = self.elasticsearch_api_key
-        elif self.elasticsearch_username:
-            kwargs["basic_auth"] = (self.elasticsearch_username, self.elasticsearch_password or "")
-        if self.elasticsearch_ca_certs:
-            kwargs["ca_certs"] = self.elasticsearch_ca_certs
-        return kwargs
+        """Keyword arguments for `elasticsearch.Elasticsearch(...)` (the API's name for
+        `elasticsearch_client_options`)."""
+        return self.elasticsearch_client_options()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env_map = os.environ if environ is None else environ
-
-        def get(name: str) -> str | None:
-            value = env_map.get(name, "").strip()
-            return value or None
-
-        env = (get("AUDIT_ENV") or "development").lower()
-        if env not in ENVIRONMENTS:
-            raise ConfigError(f"AUDIT_ENV must be one of {', '.join(ENVIRONMENTS)}, got {env!r}")
-        port = _integer(get, "AUDIT_API_PORT", DEFAULT_API_PORT, minimum=0, maximum=65535)
-        bind = get("AUDIT_API_BIND")
-        secret, public_key = _keys(get, env, bind or f"127.0.0.1:{port}")
-        cursor_secret = get("AUDIT_CURSOR_SECRET")
-        audience, issuer = get("AUDIT_JWT_AUDIENCE"), get("AUDIT_JWT_ISSUER")
-        if env == "production":
+        """The API's settings; `ConfigError` (one line naming the variable) when one is bad."""
+        env = Env(environ)
+        environment = env.choice("AUDIT_ENV", ENVIRONMENTS, "development")
+        port = env.integer("AUDIT_API_PORT", DEFAULT_API_PORT, 0, MAX_PORT)
+        bind = env.optional("AUDIT_API_BIND")
+        secret, public_key = _keys(env, environment, bind or f"127.0.0.1:{port}")
+        cursor_secret = env.optional("AUDIT_CURSOR_SECRET")
+        audience, issuer = env.optional("AUDIT_JWT_AUDIENCE"), env.optional("AUDIT_JWT_ISSUER")
+        if environment == "production":
             _require_production(secret, cursor_secret, audience, issuer)
         if cursor_secret and len(cursor_secret.encode()) < MIN_CURSOR_SECRET_BYTES:
             raise ConfigError(
                 f"AUDIT_CURSOR_SECRET must be at least {MIN_CURSOR_SECRET_BYTES} bytes"
             )
+        kafka = KafkaOptions.from_env(env)
 
         return cls(
-            env=env,
+            env=environment,
             jwt_secret=secret,
             jwt_public_key=public_key,
             jwt_audience=audience,
             jwt_issuer=issuer,
-            jwt_leeway_s=_integer(get, "AUDIT_JWT_LEEWAY_SECONDS", 30, minimum=0, maximum=300),
-            jwt_max_lifetime_s=_integer(
-                get, "AUDIT_JWT_MAX_LIFETIME_SECONDS", 24 * 3600, minimum=60
+            jwt_leeway_s=env.integer(
+                "AUDIT_JWT_LEEWAY_SECONDS", cls.jwt_leeway_s, minimum=0, maximum=300
+            ),
+            jwt_max_lifetime_s=env.integer(
+                "AUDIT_JWT_MAX_LIFETIME_SECONDS", cls.jwt_max_lifetime_s, minimum=60
             ),
             cursor_secret=cursor_secret.encode() if cursor_secret else b"",
-            cursor_ttl_s=_integer(get, "AUDIT_CURSOR_TTL_SECONDS", 3600, minimum=10),
-            elasticsearch_url=get("ELASTICSEARCH_URL") or "http://127.0.0.1:9200",
-            elasticsearch_api_key=get("ELASTICSEARCH_API_KEY"),
-            elasticsearch_username=get("ELASTICSEARCH_USERNAME"),
-            elasticsearch_password=get("ELASTICSEARCH_PASSWORD"),
-            elasticsearch_ca_certs=get("ELASTICSEARCH_CA_CERTS"),
-            index_prefix=get("AUDIT_INDEX_PREFIX") or "audit-logs",
-            kafka_bootstrap_servers=get("KAFKA_BOOTSTRAP_SERVERS") or "127.0.0.1:9092",
-            kafka_config=_kafka_config(get),
-            events_topic=get("AUDIT_EVENTS_TOPIC") or "audit.events",
+            cursor_ttl_s=env.integer("AUDIT_CURSOR_TTL_SECONDS", cls.cursor_ttl_s, minimum=10),
+            **elasticsearch_fields(env),
+            index_prefix=env.text("AUDIT_INDEX_PREFIX", DEFAULT_INDEX_PREFIX),
+            kafka_bootstrap_servers=kafka.bootstrap_servers,
+            kafka_config=kafka.security_config(),
+            events_topic=env.text("AUDIT_EVENTS_TOPIC", DEFAULT_EVENTS_TOPIC),
             api_port=port,
             api_bind=bind,
-            api_workers=_integer(get, "AUDIT_API_WORKERS", 2, minimum=1, maximum=64),
-            api_threads=_integer(get, "AUDIT_API_THREADS", 8, minimum=1, maximum=256),
-            api_timeout_s=_integer(get, "AUDIT_API_TIMEOUT", 120, minimum=1),
-            viewer_embed_origins=_origins(get("AUDIT_VIEWER_EMBED_ORIGINS")),
-            signing_public_keys=_signing_public_keys(get("AUDIT_SIGNING_PUBLIC_KEY")),
+            api_workers=env.integer("AUDIT_API_WORKERS", cls.api_workers, minimum=1, maximum=64),
+            api_threads=env.integer("AUDIT_API_THREADS", cls.api_threads, minimum=1, maximum=256),
+            api_timeout_s=env.integer("AUDIT_API_TIMEOUT", cls.api_timeout_s, minimum=1),
+            viewer_embed_origins=_origins(env.optional("AUDIT_VIEWER_EMBED_ORIGINS")),
+            signing_public_keys=_signing_public_keys(env.optional("AUDIT_SIGNING_PUBLIC_KEY")),
+            metrics_dir=env.optional(METRICS_DIR_ENV),
         )
 
 
-Getter = Callable[[str], "str | None"]
-
-
-def _keys(get: Getter, env: str, bind: str) -> tuple[str | None, str | None]:
+def _keys(env: Env, environment: str, bind: str) -> tuple[str | None, str | None]:
     """The HS256 secret and RS256 public key; the development secret only on loopback."""
-    secret = get("AUDIT_JWT_SECRET")
-    public_key = _read_key(get("AUDIT_JWT_PUBLIC_KEY"))
-    if env == "production":
+    secret = env.optional("AUDIT_JWT_SECRET")
+    public_key = _read_key(env.optional("AUDIT_JWT_PUBLIC_KEY"))
+    if environment == "production":
         if not secret and not public_key:
             raise ConfigError(
                 "AUDIT_ENV=production needs AUDIT_JWT_SECRET (HS256, at least "
@@ -231,20 +226,6 @@ def is_loopback_bind(bind: str) -> bool:
         return False  # a name, a unix socket or 0.0.0.0-like: not provably loopback
 
 
-def _integer(get: Getter, name: str, default: int, minimum: int, maximum: int | None = None) -> int:
-    raw = get(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum or (maximum is not None and value > maximum):
-        bounds = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise ConfigError(f"{name} must be {bounds}, got {value}")
-    return value
-
-
 def _origins(raw: str | None) -> tuple[str, ...]:
     origins = tuple(dict.fromkeys(o.strip().rstrip("/") for o in (raw or "").split(",")))
     origins = tuple(o for o in origins if o)
@@ -286,14 +267,3 @@ def _read_key(value: str | None, name: str = "AUDIT_JWT_PUBLIC_KEY") -> str | No
             return handle.read()
     except OSError as exc:
         raise ConfigError(f"{name}: cannot read {value!r}: {exc.strerror}") from None
-
-
-def _kafka_config(get: Getter) -> dict[str, str]:
-    names = {
-        "KAFKA_SECURITY_PROTOCOL": "security.protocol",
-        "KAFKA_SASL_MECHANISM": "sasl.mechanism",
-        "KAFKA_SASL_USERNAME": "sasl.username",
-        "KAFKA_SASL_PASSWORD": "sasl.password",
-        "KAFKA_SSL_CA_LOCATION": "ssl.ca.location",
-    }
-    return {key: value for env_name, key in names.items() if (value := get(env_name))}

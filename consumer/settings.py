@@ -1,38 +1,38 @@
-"""Worker configuration, read from the environment once per process (see docs/architecture.md)."""
+"""Worker configuration, read from the environment once per process (see docs/architecture.md).
+
+Kafka and Elasticsearch options, the defaults and the error type are `schemas.config`'s, the
+same as the API's and the `audit-log` tools'; what is here is the worker's own.
+"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from schemas.config import (
+    DEFAULT_DLQ_TOPIC,
+    DEFAULT_EVENTS_TOPIC,
+    DEFAULT_INDEX_PREFIX,
+    LOG_LEVELS,
+    MAX_PORT,
+    ConfigError,
+    ElasticsearchFields,
+    Env,
+    KafkaFields,
+    elasticsearch_fields,
+    kafka_fields,
+)
 from schemas.integrity import KeyError_, load_private_key
 
-_SECURITY_PROTOCOLS = {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}
-_SASL_MECHANISMS = {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}
-
-
-class SettingsError(ValueError):
-    """A configuration mistake, worded for the operator who made it."""
+#: The worker's name for `schemas.config.ConfigError` (one error type for every process).
+SettingsError = ConfigError
 
 
 @dataclass(frozen=True)
-class Settings:
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    kafka_security_protocol: str | None = None
-    kafka_sasl_mechanism: str | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = field(default=None, repr=False)
-    kafka_ssl_ca_location: str | None = None
-    elasticsearch_url: str = "http://127.0.0.1:9200"
-    elasticsearch_api_key: str | None = field(default=None, repr=False)
-    elasticsearch_username: str | None = None
-    elasticsearch_password: str | None = field(default=None, repr=False)
-    elasticsearch_ca_certs: str | None = None
-    index_prefix: str = "audit-logs"
-    topics: tuple[str, ...] = ("audit.events",)
-    dlq_topic: str = "audit.events.dlq"
+class Settings(KafkaFields, ElasticsearchFields):
+    index_prefix: str = DEFAULT_INDEX_PREFIX
+    topics: tuple[str, ...] = (DEFAULT_EVENTS_TOPIC,)
+    dlq_topic: str = DEFAULT_DLQ_TOPIC
     group_id: str = "audit-worker"
     batch_size: int = 500
     # Short: at low rates the window is pure latency (B2); at high rates batches fill first.
@@ -59,97 +59,51 @@ class Settings:
     #: ...or as soon as this many logs wait to be covered.
     digest_max_leaves: int = 10_000
 
-    @property
-    def bootstrap_list(self) -> list[str]:
-        return [host.strip() for host in self.kafka_bootstrap_servers.split(",") if host.strip()]
-
-    def kafka_client_config(self) -> dict[str, Any]:
-        """librdkafka (confluent-kafka) settings for the DLQ producer and admin probes."""
-        config: dict[str, Any] = {"bootstrap.servers": self.kafka_bootstrap_servers}
-        optional = {
-            "security.protocol": self.kafka_security_protocol,
-            "sasl.mechanism": self.kafka_sasl_mechanism,
-            "sasl.username": self.kafka_sasl_username,
-            "sasl.password": self.kafka_sasl_password,
-            "ssl.ca.location": self.kafka_ssl_ca_location,
-        }
-        config.update({key: value for key, value in optional.items() if value})
-        return config
-
-    def elasticsearch_client_options(self) -> dict[str, Any]:
-        """Keyword arguments for `Elasticsearch(...)` / `AsyncElasticsearch(...)`."""
-        options: dict[str, Any] = {"hosts": [self.elasticsearch_url]}
-        if self.elasticsearch_api_key:
-            options["api_key"] = self.elasticsearch_api_key
-        elif self.elasticsearch_username:
-            options["basic_auth"] = (self.elasticsearch_username, self.elasticsearch_password or "")
-        if self.elasticsearch_ca_certs:
-            options["ca_certs"] = self.elasticsearch_ca_certs
-        return options
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The worker's settings; `ConfigError` (one line naming the variable) when one is bad."""
+        env = Env(environ)
+        settings = cls(
+            **kafka_fields(env),
+            **elasticsearch_fields(env),
+            index_prefix=env.text("AUDIT_INDEX_PREFIX", cls.index_prefix),
+            topics=env.names("AUDIT_TOPICS", cls.topics),
+            dlq_topic=env.text("AUDIT_DLQ_TOPIC", cls.dlq_topic),
+            group_id=env.text("AUDIT_GROUP_ID", cls.group_id),
+            batch_size=env.integer("AUDIT_BATCH_SIZE", cls.batch_size, minimum=1),
+            batch_window_seconds=env.number(
+                "AUDIT_BATCH_WINDOW_SECONDS", cls.batch_window_seconds, minimum=0.001
+            ),
+            batch_max_bytes=env.integer("AUDIT_BATCH_MAX_BYTES", cls.batch_max_bytes, minimum=1024),
+            prefetch_records=env.integer("AUDIT_PREFETCH_RECORDS", cls.prefetch_records, minimum=1),
+            worker_port=env.integer("AUDIT_WORKER_PORT", cls.worker_port, 0, MAX_PORT),
+            worker_processes=env.integer("AUDIT_WORKER_PROCESSES", cls.worker_processes, minimum=1),
+            worker_bind=env.text("AUDIT_WORKER_BIND", cls.worker_bind),
+            state_dir=env.optional("AUDIT_WORKER_STATE_DIR"),
+            create_topics=env.flag("AUDIT_CREATE_TOPICS"),
+            log_level=env.choice("AUDIT_LOG_LEVEL", LOG_LEVELS, cls.log_level),
+            signing_key=_signing_key(env.optional("AUDIT_SIGNING_KEY")),
+            digest_interval_s=env.number(
+                "AUDIT_DIGEST_INTERVAL_SECONDS", cls.digest_interval_s, minimum=0.1
+            ),
+            digest_max_leaves=env.integer(
+                "AUDIT_DIGEST_MAX_LEAVES", cls.digest_max_leaves, minimum=1
+            ),
+        )
+        if settings.dlq_topic in settings.topics:
+            raise ConfigError("AUDIT_DLQ_TOPIC must not be one of AUDIT_TOPICS (it would loop)")
+        return settings
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Build `Settings` from the environment; raise `SettingsError` naming the bad variable."""
-    env = os.environ if environ is None else environ
-
-    def text(name: str, default: str) -> str:
-        value = env.get(name, "").strip()
-        return value or default
-
-    def optional(name: str) -> str | None:
-        value = env.get(name, "").strip()
-        return value or None
-
-    settings = Settings(
-        kafka_bootstrap_servers=text("KAFKA_BOOTSTRAP_SERVERS", Settings.kafka_bootstrap_servers),
-        kafka_security_protocol=_upper(optional("KAFKA_SECURITY_PROTOCOL")),
-        kafka_sasl_mechanism=_upper(optional("KAFKA_SASL_MECHANISM")),
-        kafka_sasl_username=optional("KAFKA_SASL_USERNAME"),
-        kafka_sasl_password=optional("KAFKA_SASL_PASSWORD"),
-        kafka_ssl_ca_location=optional("KAFKA_SSL_CA_LOCATION"),
-        elasticsearch_url=text("ELASTICSEARCH_URL", Settings.elasticsearch_url).rstrip("/"),
-        elasticsearch_api_key=optional("ELASTICSEARCH_API_KEY"),
-        elasticsearch_username=optional("ELASTICSEARCH_USERNAME"),
-        elasticsearch_password=optional("ELASTICSEARCH_PASSWORD"),
-        elasticsearch_ca_certs=optional("ELASTICSEARCH_CA_CERTS"),
-        index_prefix=text("AUDIT_INDEX_PREFIX", Settings.index_prefix),
-        topics=_topics(text("AUDIT_TOPICS", ",".join(Settings.topics))),
-        dlq_topic=text("AUDIT_DLQ_TOPIC", Settings.dlq_topic),
-        group_id=text("AUDIT_GROUP_ID", Settings.group_id),
-        batch_size=_number(env, "AUDIT_BATCH_SIZE", int, Settings.batch_size, minimum=1),
-        batch_window_seconds=_number(
-            env, "AUDIT_BATCH_WINDOW_SECONDS", float, Settings.batch_window_seconds, minimum=0.001
-        ),
-        batch_max_bytes=_number(
-            env, "AUDIT_BATCH_MAX_BYTES", int, Settings.batch_max_bytes, minimum=1024
-        ),
-        prefetch_records=_number(
-            env, "AUDIT_PREFETCH_RECORDS", int, Settings.prefetch_records, minimum=1
-        ),
-        worker_port=_number(env, "AUDIT_WORKER_PORT", int, Settings.worker_port, minimum=0),
-        worker_processes=_number(
-            env, "AUDIT_WORKER_PROCESSES", int, Settings.worker_processes, minimum=1
-        ),
-        worker_bind=text("AUDIT_WORKER_BIND", Settings.worker_bind),
-        state_dir=optional("AUDIT_WORKER_STATE_DIR"),
-        create_topics=_flag(env, "AUDIT_CREATE_TOPICS"),
-        log_level=text("AUDIT_LOG_LEVEL", Settings.log_level).upper(),
-        signing_key=_signing_key(optional("AUDIT_SIGNING_KEY")),
-        digest_interval_s=_number(
-            env, "AUDIT_DIGEST_INTERVAL_SECONDS", float, Settings.digest_interval_s, minimum=0.1
-        ),
-        digest_max_leaves=_number(
-            env, "AUDIT_DIGEST_MAX_LEAVES", int, Settings.digest_max_leaves, minimum=1
-        ),
-    )
-    _check(settings)
-    return settings
+    """`Settings.from_env`, by the name `audit-worker` and its tests call it."""
+    return Settings.from_env(environ)
 
 
 def require_signing_key(settings: Settings) -> None:
     """A worker that cannot sign its digests must not start (`audit-worker` calls this)."""
     if settings.signing_key is None:
-        raise SettingsError(
+        raise ConfigError(
             "AUDIT_SIGNING_KEY is not set: the worker signs integrity digests with an Ed25519 "
             "private key (PEM or a path; `make run` generates a development key)"
         )
@@ -162,69 +116,5 @@ def _signing_key(value: str | None) -> str | None:
     try:
         load_private_key(value)
     except (KeyError_, ValueError, TypeError) as error:
-        raise SettingsError(f"AUDIT_SIGNING_KEY: {error}") from None
+        raise ConfigError(f"AUDIT_SIGNING_KEY: {error}") from None
     return value
-
-
-def _flag(env: Mapping[str, str], name: str) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no"):
-        return False
-    if raw in ("1", "true", "yes"):
-        return True
-    raise SettingsError(f"{name}={raw!r}; use true or false")
-
-
-def _upper(value: str | None) -> str | None:
-    return value.upper() if value else None
-
-
-def _topics(raw: str) -> tuple[str, ...]:
-    topics = tuple(dict.fromkeys(name.strip() for name in raw.split(",") if name.strip()))
-    if not topics:
-        raise SettingsError("AUDIT_TOPICS must name at least one topic")
-    return topics
-
-
-def _number(
-    env: Mapping[str, str], name: str, kind: type[int] | type[float], default: float, minimum: float
-) -> Any:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a {kind.__name__}") from None
-    if value < minimum:
-        raise SettingsError(f"{name}={raw!r} must be at least {minimum}")
-    return value
-
-
-def _check(settings: Settings) -> None:
-    protocol = settings.kafka_security_protocol
-    if protocol and protocol not in _SECURITY_PROTOCOLS:
-        raise SettingsError(
-            f"KAFKA_SECURITY_PROTOCOL={protocol!r}; choose one of {sorted(_SECURITY_PROTOCOLS)}"
-        )
-    if protocol and protocol.startswith("SASL"):
-        mechanism = settings.kafka_sasl_mechanism or "PLAIN"
-        if mechanism not in _SASL_MECHANISMS:
-            raise SettingsError(
-                f"KAFKA_SASL_MECHANISM={mechanism!r}; choose one of {sorted(_SASL_MECHANISMS)}"
-            )
-        if not settings.kafka_sasl_username or settings.kafka_sasl_password is None:
-            raise SettingsError(
-                f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and "
-                "KAFKA_SASL_PASSWORD"
-            )
-    if settings.elasticsearch_username and settings.elasticsearch_password is None:
-        raise SettingsError("ELASTICSEARCH_USERNAME is set but ELASTICSEARCH_PASSWORD is not")
-    if not settings.bootstrap_list:
-        raise SettingsError("KAFKA_BOOTSTRAP_SERVERS is empty")
-    if not settings.elasticsearch_url.startswith(("http://", "https://")):
-        raise SettingsError(
-            f"ELASTICSEARCH_URL={settings.elasticsearch_url!r} must start with http:// or https://"
-        )
-    if settings.dlq_topic in settings.topics:
-        raise SettingsError("AUDIT_DLQ_TOPIC must not be one of AUDIT_TOPICS (it would loop)")

@@ -48,4 +48,4 @@ def readyz() -> tuple[dict[str, Any], int]:
 )
 def metrics() -> Response:
     """Prometheus metrics."""
-    return Response(exposition(), content_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(services().settings.metrics_dir), content_type=CONTENT_TYPE_LATEST)

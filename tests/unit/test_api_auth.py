@@ -224,6 +224,9 @@ def test_environment_is_read() -> None:
             "AUDIT_INDEX_PREFIX": "x",
             "KAFKA_BOOTSTRAP_SERVERS": "k:9092",
             "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+            # Since issue 15 the API applies the worker's Kafka rules: SASL needs both.
+            "KAFKA_SASL_USERNAME": "svc",
+            "KAFKA_SASL_PASSWORD": "pw",
             "AUDIT_EVENTS_TOPIC": "t",
             "AUDIT_API_PORT": "9000",
         }
@@ -234,7 +237,12 @@ def test_environment_is_read() -> None:
         "basic_auth": ("elastic", "pw"),
         "ca_certs": "/ca.pem",
     }
-    assert settings.kafka_config == {"security.protocol": "SASL_SSL"}
+    assert settings.kafka_config == {
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "PLAIN",  # the default the rules name, never librdkafka's GSSAPI
+        "sasl.username": "svc",
+        "sasl.password": "pw",
+    }
     assert (settings.index_prefix, settings.events_topic, settings.api_port) == ("x", "t", 9000)
 
 
