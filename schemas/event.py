@@ -47,7 +47,12 @@ ACTOR_TYPE_LABELS = {
     "internal_support": "Internal support",
     "system": "System",
 }
-ROLE_LABELS = {"owner": "Owner", "super_admin": "Super Admin", "admin": "Admin", "support": "Support"}
+ROLE_LABELS = {
+    "owner": "Owner",
+    "super_admin": "Super Admin",
+    "admin": "Admin",
+    "support": "Support",
+}
 
 EVENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 

@@ -61,7 +61,7 @@ def value_at(log: dict[str, Any], path: tuple[str, ...]) -> Any:
 
 
 def test_csv_rows_follow_the_column_paths_of_the_contract() -> None:
-    assert CSV_COLUMNS == tuple(name for name, _ in COLUMN_PATHS)
+    assert tuple(name for name, _ in COLUMN_PATHS) == CSV_COLUMNS
     for document in documents():
         log = document_to_log_detail(document)
         expected = [_cell(value_at(log, path) or None) for _, path in COLUMN_PATHS]
