@@ -59,11 +59,13 @@ class Covered:
     ingested: str
 
     @classmethod
-    def of(cls, document: Mapping[str, Any]) -> Covered:
-        source = stored_source(document)
+    def of(cls, document: Mapping[str, Any], leaf: str | None = None) -> Covered:
+        """`leaf`: the stored document's leaf hash when known (the worker's pure core hashes
+        each document it serializes); otherwise hashed here from `document`."""
+        source = stored_source(document) if leaf is None else document
         return cls(
             str(source["audit"]["partner_id"]),
-            entry_of(source),
+            entry_of(source, leaf),
             str(source["event"].get("ingested") or ""),
         )
 

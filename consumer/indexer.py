@@ -423,7 +423,7 @@ class Indexer:
         verdict = classify_item(status, error_type(item))
         if verdict is Verdict.INDEXED:
             outcome.indexed += 1
-            covered = Covered.of(action.document)
+            covered = Covered.of(action.document, action.leaf)
             outcome.covered.append(covered)
             self._recent.add(action.doc_id, Stored(action.fingerprint, covered), monotonic())
         elif verdict is Verdict.REJECTED:

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
-
 from schemas.dead_letter import REASON_NORMALIZATION_FAILED
-from schemas.document import NAMESPACE, stored_log
+from schemas.document import NAMESPACE, serialized_log
 from schemas.event import InvalidEvent
 from schemas.event_fast import parse_event
 
@@ -46,6 +44,9 @@ class IndexAction:
     fingerprint: str = ""
     #: The document as JSON, serialized once in the pure core and sent as is (empty: not yet).
     source: bytes = b""
+    #: The integrity leaf of the stored document, hashed from that same serialization
+    #: (None: not computed; the digests then hash the document themselves).
+    leaf: str | None = None
 
     def to_bulk(self, *, serialized: bool = False) -> dict[str, Any]:
         """The bulk helper's action; `serialized`: with the JSON bytes made by the core."""
@@ -105,15 +106,24 @@ def process_record(record: RawRecord, index_prefix: str, now: datetime) -> Index
     except InvalidEvent as invalid:
         return DeadLetter(record, invalid.reason, _jsonable_errors(invalid.errors))
     try:
-        index, doc_id, document = stored_log(index_prefix, event, now)
-        # Serialized here, once, in the worker thread: the bulk call sends these bytes as is.
-        source = orjson.dumps(document)
+        # Serialized here, once, in the worker thread: the bulk call sends these bytes as is,
+        # and the digests take the leaf hashed from them (not a second encoding on the loop).
+        stored = serialized_log(index_prefix, event, now)
     except Exception as error:  # a normalization bug must not stop the worker: dead-letter it
         log.exception(
             "normalization failed at %s/%s@%s", record.topic, record.partition, record.offset
         )
         return DeadLetter(record, REASON_NORMALIZATION_FAILED, {"_document": [repr(error)]})
-    return IndexAction(record, index, doc_id, document, document[NAMESPACE]["fingerprint"], source)
+    document = stored.document
+    return IndexAction(
+        record,
+        stored.index_name,
+        stored.doc_id,
+        document,
+        document[NAMESPACE]["fingerprint"],
+        stored.source,
+        stored.leaf,
+    )
 
 
 def _jsonable_errors(errors: Any) -> dict[str, Any]:

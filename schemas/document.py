@@ -12,12 +12,13 @@ import base64
 import hashlib
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
 from schemas.catalogue import Activity, get_activity
 from schemas.event import MAX_DESCRIPTION_CHARS, parse_rfc3339
+from schemas.integrity import canonical_leaf_hash
 from schemas.search import search_representation
 
 ECS_VERSION = "8.11.0"
@@ -184,7 +185,9 @@ def _ecs_part(event: dict[str, Any], description: str, ingested: str) -> dict[st
     )
 
 
-def _audit_part(event: dict[str, Any], activity: Activity, description: str) -> dict[str, Any]:
+def _audit_part(event: dict[str, Any], activity: Activity) -> dict[str, Any]:
+    """The ``audit`` namespace without its search representation (added last, see
+    ``_document_and_search``)."""
     actor = event["actor"]
     return _compact(
         {
@@ -199,7 +202,6 @@ def _audit_part(event: dict[str, Any], activity: Activity, description: str) -> 
             "changes": [dict(change) for change in event.get("changes") or []],
             "metadata": dict(event.get("metadata") or {}),
             "fingerprint": fingerprint(event),
-            "search": search_representation(searchable_values(event, description)),
         }
     )
 
@@ -215,11 +217,21 @@ def build_document(event: dict[str, Any], ingested_at: datetime) -> dict[str, An
 
     ``event["occurred_at"]`` may be the validated UTC datetime or an RFC 3339 string.
     """
+    document, search = _document_and_search(event, ingested_at)
+    document[NAMESPACE]["search"] = search
+    return document
+
+
+def _document_and_search(
+    event: dict[str, Any], ingested_at: datetime
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The document as Elasticsearch keeps it in ``_source`` (everything but the search
+    representation, which the index template leaves out), and the search representation."""
     activity = get_activity(event["action"])
     description = event.get("description") or generate_description(event, activity)
     document = _ecs_part(event, description, _ingested_text(ingested_at))
-    document[NAMESPACE] = _audit_part(event, activity, description)
-    return document
+    document[NAMESPACE] = _audit_part(event, activity)
+    return document, search_representation(searchable_values(event, description))
 
 
 def stored_log(
@@ -234,6 +246,45 @@ def stored_log(
         document_id(event["partner_id"], event["event_id"]),
         build_document(event, ingested_at),
     )
+
+
+class SerializedLog(NamedTuple):
+    """``stored_log`` as the worker sends it: also the bulk source, and the integrity leaf
+    of the stored document (``schemas.integrity.leaf_hash``), from one serialization."""
+
+    index_name: str
+    doc_id: str
+    document: dict[str, Any]
+    source: bytes
+    leaf: str
+
+
+def serialized_log(prefix: str, event: dict[str, Any], ingested_at: datetime) -> SerializedLog:
+    """``stored_log``, with the document serialized once: the canonical JSON of what
+    Elasticsearch keeps (its leaf hash is over exactly these bytes), into which the search
+    representation is then spliced for the bulk request."""
+    document, search = _document_and_search(event, ingested_at)
+    stored = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)  # = integrity.canonical
+    leaf = canonical_leaf_hash(stored)
+    document[NAMESPACE]["search"] = search
+    return SerializedLog(
+        index_name(prefix, event["occurred_at"]),
+        document_id(event["partner_id"], event["event_id"]),
+        document,
+        _with_search(stored, document),
+        leaf,
+    )
+
+
+def _with_search(stored: bytes, document: dict[str, Any]) -> bytes:
+    """The bulk source: `stored` (canonical JSON, so it opens with ``@timestamp`` then
+    ``audit``) with ``audit.search`` inserted as the first field of ``audit``. Field order
+    means nothing to Elasticsearch, and ``_source`` leaves the search part out again."""
+    head = b'{"@timestamp":' + orjson.dumps(document["@timestamp"]) + b',"audit":{'
+    if not stored.startswith(head):  # a field sorting before "audit" would end up here
+        return orjson.dumps(document)
+    search = orjson.dumps(document[NAMESPACE]["search"])
+    return b"".join((head, b'"search":', search, b",", stored[len(head) :]))
 
 
 def _pick(item: dict[str, Any] | None, *keys: str) -> dict[str, Any] | None:

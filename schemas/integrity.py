@@ -77,7 +77,13 @@ def stored_source(document: Mapping[str, Any]) -> dict[str, Any]:
 
 def leaf_hash(source: Mapping[str, Any]) -> str:
     """RFC 9162 leaf hash (0x00 prefix) of a stored document's canonical JSON, hex."""
-    return sha256_hex(b"\x00" + canonical(source))
+    return canonical_leaf_hash(canonical(source))
+
+
+def canonical_leaf_hash(canonical_source: bytes) -> str:
+    """`leaf_hash` of a stored document given as its canonical JSON already (the worker
+    serializes each document that way once, and hashes those bytes)."""
+    return sha256_hex(b"\x00" + canonical_source)
 
 
 def _node(left: bytes, right: bytes) -> bytes:
@@ -252,9 +258,11 @@ def header_hash(header: Mapping[str, Any]) -> str:
     return sha256_hex(canonical({name: header[name] for name in HEADER_FIELDS}))
 
 
-def entry_of(source: Mapping[str, Any]) -> Entry:
-    """The digest entry of a stored document (its `_source`)."""
-    return Entry(str(source["event"]["id"]), leaf_hash(source), str(source["@timestamp"]))
+def entry_of(source: Mapping[str, Any], leaf: str | None = None) -> Entry:
+    """The digest entry of a stored document (its `_source`); `leaf`: its leaf hash, when
+    already known."""
+    leaf = leaf_hash(source) if leaf is None else leaf
+    return Entry(str(source["event"]["id"]), leaf, str(source["@timestamp"]))
 
 
 def sign_digest(

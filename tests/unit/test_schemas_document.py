@@ -8,6 +8,7 @@ import string
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,9 +21,12 @@ from schemas.document import (
     generate_description,
     index_name,
     iso_ms,
+    serialized_log,
+    stored_log,
 )
 from schemas.event import validate_event
 from schemas.index_template import index_template, read_alias, template_name
+from schemas.integrity import leaf_hash, stored_source
 from tests.unit.test_schemas_event import NOW, valid_event
 
 INGESTED = datetime(2026, 11, 26, 9, 0, 0, 500000, tzinfo=UTC)
@@ -359,3 +363,18 @@ def test_valid_events_convert_without_loss(event: dict[str, Any]) -> None:
     assert details["changes"] == json.loads(json.dumps(event.get("changes", [])))
     assert details["metadata"] == event.get("metadata", {})
     assert details["ingested_at"] == iso_ms(INGESTED)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(event=events())
+def test_the_worker_serialization_is_the_document_and_its_leaf(event: dict[str, Any]) -> None:
+    """`serialized_log` (one serialization in the worker) sends exactly `build_document`'s
+    document and hashes exactly `leaf_hash` of what Elasticsearch keeps of it."""
+    validated = validate_event(json.loads(json.dumps(event)), now=NOW)
+    log = serialized_log("audit-test", validated, INGESTED)
+
+    document = build_document(validated, INGESTED)
+    assert log.document == document
+    assert orjson.loads(log.source) == document
+    assert log.leaf == leaf_hash(stored_source(document))
+    assert (log.index_name, log.doc_id) == stored_log("audit-test", validated, INGESTED)[:2]
