@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from elastic_transport import TransportError
 from elasticsearch import ApiError, Elasticsearch
 
+from schemas.config import ElasticsearchOptions, Env, KafkaOptions
 from schemas.index_template import digest_index
 from schemas.integrity import private_pem
 from schemas.lifecycle_store import lifecycle_index
@@ -40,8 +41,9 @@ from schemas.lifecycle_store import lifecycle_index
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results"
 BIN = Path(sys.executable).parent
-KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-ES_URL = os.environ.get("ELASTICSEARCH_URL", "http://127.0.0.1:9200").rstrip("/")
+_ENV = Env()  # the variables the worker and the API read, by the same rules and defaults
+KAFKA = KafkaOptions.from_env(_ENV).bootstrap_servers
+ES_URL = ElasticsearchOptions.from_env(_ENV).url
 # Every name this suite creates starts with this, so `python -m bench.clean` finds leftovers.
 NAME_PREFIX = "bench-"
 JWT_SECRET = "bench-only-secret-0123456789abcdef0123456789abcdef"  # noqa: S105
@@ -180,7 +182,7 @@ def _kafka_version() -> str | None:
             match = re.search(r"kafka(?:_2\.\d+)?-(\d+\.\d+\.\d+)", cmdline)
             if match:
                 return match.group(1)
-    return os.environ.get("AUDIT_KAFKA_VERSION")
+    return _ENV.optional("AUDIT_KAFKA_VERSION")
 
 
 def _es_node(es: Elasticsearch) -> dict[str, Any]:

@@ -27,6 +27,8 @@ from datetime import UTC, datetime
 from typing import IO, Any, NoReturn
 
 from schemas.cli_args import whole_number
+from schemas.cli_settings import CliSettings
+from schemas.config import DEFAULT_KAFKA_BOOTSTRAP_SERVERS, ConfigError
 from schemas.dead_letter import REASONS
 from schemas.demo import generate_events
 from schemas.dlq_kafka import (
@@ -51,12 +53,7 @@ from schemas.dlq_replay import Corrections, CorrectionsError, FixUp, ReplayPlan,
 from schemas.es_rest import StoreError
 from schemas.event import InvalidEvent, decode_event
 from schemas.indices_cli import add_indices
-from schemas.kafka_config import (
-    bootstrap_servers_from_env,
-    dlq_topic_from_env,
-    kafka_config_from_env,
-    quiet_logger,
-)
+from schemas.kafka_config import quiet_logger
 from schemas.publisher import DEFAULT_TOPIC, AuditPublisher, BrokerUnavailable, DeliveryError
 from schemas.verify_cli import add_keygen, add_verify
 
@@ -101,12 +98,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(settings: CliSettings | None = None) -> argparse.ArgumentParser:
+    """The commands; `settings` (default: from the environment) give the defaults, and reach
+    each command as `args.settings`."""
+    settings = settings or CliSettings.from_env()
     parser = _Parser(
         prog="audit-log",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.set_defaults(settings=settings)
     kafka = _kafka_options()
     common = _Parser(add_help=False, parents=[kafka])
     common.add_argument("--topic", default=DEFAULT_TOPIC, help="default: %(default)s")
@@ -122,10 +123,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None, help="default: random")
     demo.add_argument("--days", type=float, default=30.0, help="time span of the events")
     demo.set_defaults(run=cmd_demo)
-    _add_dlq(commands, kafka)
-    add_verify(commands, [])
+    _add_dlq(commands, kafka, settings.dlq_topic)
+    add_verify(commands, [], settings.index_prefix)
     add_keygen(commands)
-    add_indices(commands, _Parser)
+    add_indices(commands, _Parser, settings)
     return parser
 
 
@@ -135,7 +136,7 @@ def _kafka_options() -> argparse.ArgumentParser:
         "--bootstrap-servers",
         default=None,
         metavar="SERVERS",
-        help="default: $KAFKA_BOOTSTRAP_SERVERS or 127.0.0.1:9092",
+        help=f"default: $KAFKA_BOOTSTRAP_SERVERS or {DEFAULT_KAFKA_BOOTSTRAP_SERVERS}",
     )
     kafka.add_argument(
         "--connect-timeout",
@@ -147,7 +148,7 @@ def _kafka_options() -> argparse.ArgumentParser:
     return kafka
 
 
-def _add_dlq(commands: Any, kafka: argparse.ArgumentParser) -> None:
+def _add_dlq(commands: Any, kafka: argparse.ArgumentParser, dlq_topic: str) -> None:
     dlq = commands.add_parser(
         "dlq",
         help="inspect and replay the dead-letter topic",
@@ -157,9 +158,9 @@ def _add_dlq(commands: Any, kafka: argparse.ArgumentParser) -> None:
     where = _Parser(add_help=False, parents=[kafka])
     where.add_argument(
         "--dlq-topic",
-        default=dlq_topic_from_env(),
+        default=dlq_topic,
         metavar="TOPIC",
-        help="the dead-letter topic (default: $AUDIT_DLQ_TOPIC or audit.events.dlq)",
+        help="the dead-letter topic (default: $AUDIT_DLQ_TOPIC or %(default)s)",
     )
     actions = dlq.add_subparsers(dest="dlq_command", required=True)
     listing = actions.add_parser(
@@ -297,8 +298,9 @@ def _say(message: str) -> None:
 def _publisher(args: argparse.Namespace) -> Iterator[AuditPublisher]:
     """A connected publisher; librdkafka's own log lines are silenced (we report instead)."""
     quiet = quiet_logger("schemas.cli.kafka")
-    servers = args.bootstrap_servers or bootstrap_servers_from_env()
-    publisher = AuditPublisher(servers, topic=args.topic, logger=quiet, **kafka_config_from_env())
+    kafka = args.settings.kafka
+    servers = args.bootstrap_servers or kafka.bootstrap_servers
+    publisher = AuditPublisher(servers, topic=args.topic, logger=quiet, **kafka.security_config())
     publisher.check_connection(timeout=args.connect_timeout)
     with publisher:  # flushes on exit, also when interrupted
         yield publisher
@@ -358,8 +360,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _connection(args: argparse.Namespace) -> Connection:
-    servers = args.bootstrap_servers or bootstrap_servers_from_env()
-    return Connection(servers, timeout_s=args.connect_timeout)
+    kafka = args.settings.kafka
+    servers = args.bootstrap_servers or kafka.bootstrap_servers
+    return Connection(servers, timeout_s=args.connect_timeout, security=kafka.security_config())
 
 
 def _selection(args: argparse.Namespace) -> Selection:
@@ -480,7 +483,12 @@ def _print_line(line: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    try:
+        settings = CliSettings.from_env()
+    except ConfigError as error:
+        _say(f"configuration error: {error}")
+        return EXIT_USAGE
+    parser = _parser(settings)
     args = parser.parse_args(argv)
     if args.command == "dlq":
         try:
@@ -490,7 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.exit(EXIT_USAGE, f"{where}: {error} (see {where} --help)\n")
     try:
         return int(args.run(args))
-    except (BrokerUnavailable, DeliveryError, DlqError, StoreError) as error:
+    except (BrokerUnavailable, DeliveryError, DlqError, StoreError, ConfigError) as error:
         _say(str(error))
         return EXIT_KAFKA
     except OSError as error:  # the input file

@@ -14,9 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-#: The dead-letter topic when `AUDIT_DLQ_TOPIC` does not name another.
-DEFAULT_DLQ_TOPIC = "audit.events.dlq"
-
 HEADER_REASON = "x-dlq-reason"
 HEADER_ERRORS = "x-dlq-errors"
 HEADER_TOPIC = "x-dlq-original-topic"

@@ -10,7 +10,7 @@ idempotent, ``acks=all`` producer and waits for every delivery report.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from schemas.dead_letter import HEADER_REPLAYED_FROM
 from schemas.dlq_letters import Letter, Progress, Selection, letter_from_record
 from schemas.dlq_replay import Outgoing, Replay, ReplayCounts, ReplayPlan, Skip, dry_run_line
-from schemas.kafka_config import kafka_config_from_env, quiet_logger
+from schemas.kafka_config import quiet_logger
 
 #: Required by the client, never joined: the readers only `assign()` and never commit.
 READER_GROUP = "audit-log-dlq-reader"
@@ -55,10 +55,12 @@ class Connection:
     timeout_s: float = 10.0
     #: A read stops with an error when no record arrives for this long before the end.
     idle_timeout_s: float = 30.0
+    #: librdkafka's security properties (`KafkaOptions.security_config()`; a password).
+    security: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     def client_config(self) -> dict[str, Any]:
         return {
-            **kafka_config_from_env(),
+            **self.security,
             "bootstrap.servers": self.bootstrap_servers,
             "logger": quiet_logger("schemas.dlq_kafka.librdkafka"),
         }

@@ -1,27 +1,26 @@
 """Elasticsearch's REST API over plain HTTP (urllib), for the `audit-log` tools.
 
 `schemas/` may not depend on the Elasticsearch client, and an operator's tool (`verify`,
-`indices`) should need as little as possible besides the cluster's REST API. Connection
-settings come from the same ELASTICSEARCH_* variables as the worker and the API. Every
-failure is a `StoreError` whose message is one readable line.
+`indices`) should need as little as possible besides the cluster's REST API. Where the store
+is comes from `schemas.config.ElasticsearchOptions`, the worker's and the API's own options
+(ELASTICSEARCH_*). Every failure is a `StoreError` whose message is one readable line.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
-import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-DEFAULT_URL = "http://127.0.0.1:9200"
+from schemas.config import ElasticsearchOptions
+
+#: Where the store is and how to authenticate: the worker's and the API's own options.
+StoreAddress = ElasticsearchOptions
 
 
 class StoreError(Exception):
@@ -34,51 +33,13 @@ class StoreError(Exception):
         self.error_type = error_type
 
 
-@dataclass(frozen=True)
-class StoreAddress:
-    url: str = DEFAULT_URL
-    api_key: str | None = field(default=None, repr=False)
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    ca_certs: str | None = None
-
-    def __post_init__(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise StoreError(f"ELASTICSEARCH_URL={self.url!r} must start with http:// or https://")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> StoreAddress:
-        env = os.environ if env is None else env
-        return cls(
-            url=(env.get("ELASTICSEARCH_URL") or DEFAULT_URL).rstrip("/"),
-            api_key=env.get("ELASTICSEARCH_API_KEY") or None,
-            username=env.get("ELASTICSEARCH_USERNAME") or None,
-            password=env.get("ELASTICSEARCH_PASSWORD") or None,
-            ca_certs=env.get("ELASTICSEARCH_CA_CERTS") or None,
-        )
-
-    def headers(self, content_type: str = "application/json") -> dict[str, str]:
-        headers = {"Content-Type": content_type}
-        if self.api_key:
-            headers["Authorization"] = f"ApiKey {self.api_key}"
-        elif self.username:
-            token = f"{self.username}:{self.password or ''}".encode()
-            headers["Authorization"] = f"Basic {base64.b64encode(token).decode()}"
-        return headers
-
-
 class RestClient:
     """JSON in, JSON out; one request per call (these tools make few, large requests)."""
 
-    def __init__(self, address: StoreAddress, timeout_s: float = 60) -> None:
+    def __init__(self, address: ElasticsearchOptions, timeout_s: float = 60) -> None:
         self.address = address
         self._timeout = timeout_s
-        try:
-            self._context = ssl.create_default_context(cafile=address.ca_certs)
-        except OSError as error:
-            raise StoreError(
-                f"ELASTICSEARCH_CA_CERTS={address.ca_certs!r}: {error.strerror or error}"
-            ) from None
+        self._context = address.ssl_context()  # ConfigError naming ELASTICSEARCH_CA_CERTS
 
     def call(
         self,
@@ -108,7 +69,7 @@ class RestClient:
         missing_ok: bool,
         quiet: bool,
     ) -> dict[str, Any]:
-        # The scheme is http(s) by construction (StoreAddress refuses anything else).
+        # The scheme is http(s) by construction (ElasticsearchOptions refuses anything else).
         request = urllib.request.Request(  # noqa: S310
             self.address.url + path,
             data=data,

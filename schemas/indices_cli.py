@@ -25,15 +25,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from schemas.cli_args import whole_number
-from schemas.es_rest import RestClient, StoreAddress, StoreError, quote
+from schemas.cli_settings import CliSettings
+from schemas.es_rest import RestClient, StoreError, quote
 from schemas.index_template import TEMPLATE_VERSION
-from schemas.kafka_config import bootstrap_servers_from_env, kafka_config_from_env, quiet_logger
-from schemas.lifecycle import (
-    managed,
-    parse_duration,
-    parse_retention_days,
-    plan_migrations,
-)
+from schemas.kafka_config import quiet_logger
+from schemas.lifecycle import DEFAULT_RETENTION_DAYS, managed, parse_duration, plan_migrations
 from schemas.lifecycle_store import Cluster
 from schemas.migration import MigrateOptions, Migrator
 from schemas.publisher import AuditPublisher, BrokerUnavailable, DeliveryError
@@ -49,7 +45,9 @@ def _say(message: str) -> None:
     print(f"audit-log: {message}", file=sys.stderr, flush=True)
 
 
-def add_indices(commands: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+def add_indices(
+    commands: Any, parser_class: type[argparse.ArgumentParser], settings: CliSettings
+) -> None:
     indices = commands.add_parser(
         "indices",
         help="retention, legal holds and template migrations of the audit indices",
@@ -59,13 +57,13 @@ def add_indices(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     common = parser_class(add_help=False)
     common.add_argument(
         "--index-prefix",
-        default=os.environ.get("AUDIT_INDEX_PREFIX") or "audit-logs",
+        default=settings.index_prefix,
         help="default: $AUDIT_INDEX_PREFIX or %(default)s",
     )
     actions = indices.add_subparsers(dest="indices_command", required=True)
     status = actions.add_parser("status", parents=[common], help="indices, holds, migrations")
     status.set_defaults(run=cmd_status)
-    _add_retention(actions, common)
+    _add_retention(actions, common, settings)
     _add_hold(actions, common, parser_class)
     migrate = actions.add_parser(
         "migrate",
@@ -80,7 +78,7 @@ def add_indices(commands: Any, parser_class: type[argparse.ArgumentParser]) -> N
     migrate.set_defaults(run=cmd_migrate)
 
 
-def _add_retention(actions: Any, common: argparse.ArgumentParser) -> None:
+def _add_retention(actions: Any, common: argparse.ArgumentParser, settings: CliSettings) -> None:
     retention = actions.add_parser(
         "retention",
         parents=[common],
@@ -88,7 +86,10 @@ def _add_retention(actions: Any, common: argparse.ArgumentParser) -> None:
     )
     retention.add_argument("--dry-run", action="store_true", help="say what would go")
     retention.add_argument(
-        "--days", type=_positive, default=None, help="default: $AUDIT_RETENTION_DAYS or 400"
+        "--days",
+        type=_positive,
+        default=settings.retention_days,
+        help=f"default: $AUDIT_RETENTION_DAYS or {DEFAULT_RETENTION_DAYS} (here: %(default)s)",
     )
     retention.add_argument(
         "--every",
@@ -100,7 +101,7 @@ def _add_retention(actions: Any, common: argparse.ArgumentParser) -> None:
     )
     retention.add_argument(
         "--topic",
-        default=os.environ.get("AUDIT_EVENTS_TOPIC") or "audit.events",
+        default=settings.events_topic,
         help="where the retention's audit events go (default: $AUDIT_EVENTS_TOPIC)",
     )
     retention.set_defaults(run=cmd_retention)
@@ -136,7 +137,7 @@ def _duration(text: str) -> float:
 
 
 def _cluster(args: argparse.Namespace) -> Cluster:
-    return Cluster(RestClient(StoreAddress.from_env()), args.index_prefix)
+    return Cluster(RestClient(args.settings.elasticsearch), args.index_prefix)
 
 
 def _operator() -> str:
@@ -188,24 +189,22 @@ def _sizes(cluster: Cluster) -> dict[str, tuple[str, str]]:
 
 
 def _recorder(args: argparse.Namespace) -> Callable[[], Recorder]:
+    kafka = args.settings.kafka
+
     def make() -> Recorder:
         return AuditPublisher(
-            bootstrap_servers_from_env(),
+            kafka.bootstrap_servers,
             topic=args.topic,
             logger=quiet_logger("schemas.indices.kafka"),
-            **kafka_config_from_env(),
+            **kafka.security_config(),
         )
 
     return make
 
 
 def cmd_retention(args: argparse.Namespace) -> int:
-    try:
-        days = args.days or parse_retention_days(os.environ.get("AUDIT_RETENTION_DAYS"))
-    except ValueError as error:
-        _say(str(error))
-        return EXIT_ERROR
-    retention = Retention(_cluster(args), None if args.dry_run else _recorder(args), days, _say)
+    recorder = None if args.dry_run else _recorder(args)
+    retention = Retention(_cluster(args), recorder, args.days, _say)
     if args.every is None:
         retention.run(datetime.now(UTC), dry_run=args.dry_run)
         return 0

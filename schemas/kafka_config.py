@@ -1,41 +1,26 @@
-"""Kafka client settings from the shared environment variables (docs/architecture.md)."""
+"""Kafka settings for SDK users (docs/events.md), and a quiet logger for librdkafka.
+
+The variables and their rules are `schemas.config.KafkaOptions`', the same as the worker's
+and the API's: a publisher configured by these functions connects as they do.
+"""
 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Mapping
 
-from schemas.dead_letter import DEFAULT_DLQ_TOPIC
-
-DEFAULT_BOOTSTRAP_SERVERS = "127.0.0.1:9092"
-
-# Environment variable -> librdkafka property; unset variables are simply left out.
-_ENV_TO_KAFKA = {
-    "KAFKA_SECURITY_PROTOCOL": "security.protocol",
-    "KAFKA_SASL_MECHANISM": "sasl.mechanism",
-    "KAFKA_SASL_USERNAME": "sasl.username",
-    "KAFKA_SASL_PASSWORD": "sasl.password",
-    "KAFKA_SSL_CA_LOCATION": "ssl.ca.location",
-}
+from schemas.config import KafkaOptions
 
 
 def bootstrap_servers_from_env(env: Mapping[str, str] | None = None) -> str:
-    env = os.environ if env is None else env
-    return env.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_BOOTSTRAP_SERVERS
+    """``KAFKA_BOOTSTRAP_SERVERS`` or the default; raises `ConfigError` for a bad variable."""
+    return KafkaOptions.from_env(env).bootstrap_servers
 
 
 def kafka_config_from_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
     """Security settings from ``KAFKA_*`` variables (not ``bootstrap.servers``), ready to
     pass as ``AuditPublisher(bootstrap_servers, **kafka_config_from_env())``."""
-    env = os.environ if env is None else env
-    return {prop: env[var] for var, prop in _ENV_TO_KAFKA.items() if env.get(var)}
-
-
-def dlq_topic_from_env(env: Mapping[str, str] | None = None) -> str:
-    """The dead-letter topic: ``AUDIT_DLQ_TOPIC`` (the worker's setting) or the default."""
-    env = os.environ if env is None else env
-    return env.get("AUDIT_DLQ_TOPIC") or DEFAULT_DLQ_TOPIC
+    return KafkaOptions.from_env(env).security_config()
 
 
 def quiet_logger(name: str) -> logging.Logger:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from schemas.config import Env
 from schemas.index_template import TEMPLATE_VERSION, read_alias
 
 #: Indices made before template versions were recorded in the mapping's `_meta`.
@@ -32,6 +33,7 @@ LEGACY_VERSION = 2
 KIND_MONTH = "month"
 KIND_HOLD = "hold"
 DEFAULT_RETENTION_DAYS = 400
+RETENTION_DAYS_ENV = "AUDIT_RETENTION_DAYS"
 
 
 @dataclass(frozen=True, order=True)
@@ -190,16 +192,10 @@ def retention_cutoff(now: datetime, days: int) -> datetime:
 
 
 def parse_retention_days(text: str | None) -> int:
-    """`AUDIT_RETENTION_DAYS`: a whole number of days, at least 1 (default 400)."""
-    if text is None or not text.strip():
-        return DEFAULT_RETENTION_DAYS
-    try:
-        days = int(text.strip())
-    except ValueError:
-        raise ValueError(f"AUDIT_RETENTION_DAYS={text!r} is not a whole number of days") from None
-    if days < 1:
-        raise ValueError(f"AUDIT_RETENTION_DAYS={text!r} must be at least 1")
-    return days
+    """`AUDIT_RETENTION_DAYS`: a whole number of days, at least 1 (default 400); a
+    `ConfigError` (a ValueError) naming the variable otherwise."""
+    env = Env({RETENTION_DAYS_ENV: text or ""})
+    return env.integer(RETENTION_DAYS_ENV, DEFAULT_RETENTION_DAYS, minimum=1)
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")

@@ -22,9 +22,10 @@ from typing import Any
 
 from confluent_kafka import KafkaException, Message, Producer
 
+from schemas.config import DEFAULT_EVENTS_TOPIC
 from schemas.event import MAX_EVENT_BYTES, InvalidEvent, validate_event
 
-DEFAULT_TOPIC = "audit.events"
+DEFAULT_TOPIC = DEFAULT_EVENTS_TOPIC
 log = logging.getLogger(__name__)
 
 # Defaults the caller may override (the safety settings below may not be overridden).

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from schemas.dlq_letters import parse_time
 from schemas.document import iso_ms
 from schemas.integrity import KeyError_, key_id, load_public_key, private_pem, public_pem
-from schemas.integrity_store import StoreAddress, StoreReader
+from schemas.integrity_store import StoreReader
 from schemas.integrity_verify import Findings, verify_export, verify_store
 
 EXIT_FINDINGS = 1
@@ -34,7 +34,7 @@ DEFAULT_LAG = "5m"
 BEGINNING = "0001-01-01T00:00:00.000Z"
 
 
-def add_verify(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+def add_verify(commands: Any, parents: list[argparse.ArgumentParser], index_prefix: str) -> None:
     verify = commands.add_parser(
         "verify",
         parents=parents,
@@ -58,9 +58,7 @@ def add_verify(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
         help="trusted Ed25519 public key; default: $AUDIT_SIGNING_PUBLIC_KEY",
     )
     verify.add_argument(
-        "--index-prefix",
-        default=os.environ.get("AUDIT_INDEX_PREFIX") or "audit-logs",
-        help="default: $AUDIT_INDEX_PREFIX or %(default)s",
+        "--index-prefix", default=index_prefix, help="default: $AUDIT_INDEX_PREFIX or %(default)s"
     )
     verify.set_defaults(run=cmd_verify)
 
@@ -96,8 +94,9 @@ def cmd_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
-def trusted_keys(given: list[str]) -> dict[str, Ed25519PublicKey]:
-    sources = given or [os.environ.get("AUDIT_SIGNING_PUBLIC_KEY", "")]
+def trusted_keys(given: list[str], configured: str | None) -> dict[str, Ed25519PublicKey]:
+    """The --public-key keys, else the configured one(s) (AUDIT_SIGNING_PUBLIC_KEY)."""
+    sources = given or [configured or ""]
     sources = [source for source in sources if source.strip()]
     if not sources:
         raise KeyError_("no public key: give --public-key or set AUDIT_SIGNING_PUBLIC_KEY")
@@ -107,7 +106,7 @@ def trusted_keys(given: list[str]) -> dict[str, Ed25519PublicKey]:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     try:
-        keys = trusted_keys(args.public_key)
+        keys = trusted_keys(args.public_key, args.settings.signing_public_key)
         now = datetime.now(UTC)
         pending_after = iso_ms(parse_time(args.lag, now))  # an age: "5m" is now - 5 minutes
         window = (_bound(args.start, BEGINNING, now), _bound(args.end, iso_ms(now), now))
@@ -119,7 +118,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
             findings = verify_export(lines, keys, pending_after)
         subject = args.export
     else:
-        reader = StoreReader(StoreAddress.from_env(), args.index_prefix)
+        reader = StoreReader(args.settings.elasticsearch, args.index_prefix)
         findings = verify_store(
             reader.digests(args.partner),
             keys,

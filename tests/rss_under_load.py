@@ -31,11 +31,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from elasticsearch import Elasticsearch
 
 from deploy.local import services
-from deploy.local.processes import tree_rss_mib
+from deploy.local.processes import free_port, tree_rss_mib
 from tests.integration.containers import Container, WorkerContainer, load_images_module
 from tests.integration.test_container_images import api_env, production_token, wait_healthy
 from tests.integration.worker_harness import WorkerConfig, produce, wait_all_committed
-from tests.processes import free_port
 
 
 class PeakRss:

@@ -15,14 +15,17 @@ import signal
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 from api.devtoken import mint_token
+from api.settings import DEFAULT_API_PORT
+from consumer.settings import Settings as WorkerSettings
 from deploy.local import services
 from deploy.local.processes import BIN, http_ok
 from deploy.local.supervisor import GaveUp, Supervisor
+from schemas.config import MAX_PORT, ConfigError, Env
 from schemas.integrity import load_private_key, private_pem, public_pem
 
 READY_TIMEOUT_S = 90.0
@@ -37,21 +40,36 @@ class Options:
     worker_port: int
     dev_partner: str
     partitions: int
+    #: Kafka and Elasticsearch named in the environment: used instead of local services
+    #: when both are.
+    kafka: str | None = None
+    elasticsearch_url: str | None = None
+    #: The worker's input and dead-letter topics (its defaults), created when missing.
+    topics: tuple[str, ...] = (*WorkerSettings.topics, WorkerSettings.dlq_topic)
+    jwt_secret: str | None = field(default=None, repr=False)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Options:
+    def from_env(cls, environ: Mapping[str, str]) -> Options:
+        env = Env(environ)
         return cls(
-            api_port=int(env.get("AUDIT_API_PORT", "8080")),
-            worker_port=int(env.get("AUDIT_WORKER_PORT", "9108")),
-            dev_partner=env.get("AUDIT_DEV_PARTNER", "p-001"),
-            partitions=int(env.get("AUDIT_PARTITIONS", "4")),
+            api_port=env.integer("AUDIT_API_PORT", DEFAULT_API_PORT, 0, MAX_PORT),
+            worker_port=env.integer("AUDIT_WORKER_PORT", WorkerSettings.worker_port, 0, MAX_PORT),
+            dev_partner=env.text("AUDIT_DEV_PARTNER", "p-001"),
+            partitions=env.integer("AUDIT_PARTITIONS", 4, minimum=1),
+            kafka=env.optional("KAFKA_BOOTSTRAP_SERVERS"),
+            elasticsearch_url=env.optional("ELASTICSEARCH_URL"),
+            topics=(
+                *env.names("AUDIT_TOPICS", WorkerSettings.topics),
+                env.text("AUDIT_DLQ_TOPIC", WorkerSettings.dlq_topic),
+            ),
+            jwt_secret=env.optional("AUDIT_JWT_SECRET"),
         )
 
 
-def start_services(started: list[str]) -> dict[str, str]:
+def start_services(options: Options, started: list[str]) -> dict[str, str]:
     """Endpoints for the children; `started` gets the services this run starts, before they
     start, so that a failure half-way still stops them."""
-    kafka, es_url = os.environ.get("KAFKA_BOOTSTRAP_SERVERS"), os.environ.get("ELASTICSEARCH_URL")
+    kafka, es_url = options.kafka, options.elasticsearch_url
     if kafka and es_url:
         print(f"run: using Kafka at {kafka} and Elasticsearch at {es_url}")
         return {"KAFKA_BOOTSTRAP_SERVERS": kafka, "ELASTICSEARCH_URL": es_url}
@@ -65,13 +83,12 @@ def start_services(started: list[str]) -> dict[str, str]:
     }
 
 
-def ensure_topics(bootstrap: str, partitions: int) -> None:
+def ensure_topics(bootstrap: str, options: Options) -> None:
     """Create the worker's topics when missing: a worker subscribed to a topic that does not
     exist yet would only notice it minutes later, at its next metadata refresh."""
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    wanted = [t.strip() for t in os.environ.get("AUDIT_TOPICS", "audit.events").split(",")]
-    wanted.append(os.environ.get("AUDIT_DLQ_TOPIC", "audit.events.dlq"))
+    partitions, wanted = options.partitions, options.topics
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=30).topics)
     missing = [name for name in dict.fromkeys(wanted) if name and name not in existing]
@@ -151,17 +168,17 @@ def dev_signing_key(folder: Path) -> tuple[str, str]:
 
 def serve(options: Options, supervisor: Supervisor, started: list[str], stop: StopOnSignal) -> None:
     """Services, topics, then the worker and the API, supervised until `stop`."""
-    endpoints = start_services(started)
+    endpoints = start_services(options, started)
     if stop.requested:
         return
     log_dir = services.state_dir() / "run"
-    secret = os.environ.get("AUDIT_JWT_SECRET") or secrets.token_urlsafe(32)
+    secret = options.jwt_secret or secrets.token_urlsafe(32)
     env = {**os.environ, **endpoints, "AUDIT_JWT_SECRET": secret, "AUDIT_ENV": "development"}
     if not env.get("AUDIT_SIGNING_KEY"):
         env["AUDIT_SIGNING_KEY"], env["AUDIT_SIGNING_PUBLIC_KEY"] = dev_signing_key(log_dir)
     env.setdefault("AUDIT_API_PORT", str(options.api_port))
     env.setdefault("AUDIT_WORKER_PORT", str(options.worker_port))
-    ensure_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"], options.partitions)
+    ensure_topics(endpoints["KAFKA_BOOTSTRAP_SERVERS"], options)
     if stop.requested:
         return
     supervisor.start("worker", [str(BIN / "audit-worker")], env, log_dir / "worker.log")
@@ -182,7 +199,11 @@ def serve(options: Options, supervisor: Supervisor, started: list[str], stop: St
 
 
 def main() -> int:
-    options = Options.from_env(os.environ)
+    try:
+        options = Options.from_env(os.environ)
+    except ConfigError as error:
+        print(f"run: configuration error: {error}", file=sys.stderr)
+        return 2
     supervisor = Supervisor()
     started: list[str] = []
     stop = StopOnSignal()

@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.processes import TEST_JWT_SECRET, TEST_SIGNING_KEY, TEST_SIGNING_PUBLIC_KEY, free_port
+from deploy.local.processes import free_port
+from tests.support.tokens import TEST_JWT_SECRET, TEST_SIGNING_KEY, TEST_SIGNING_PUBLIC_KEY
 
 
 @pytest.fixture

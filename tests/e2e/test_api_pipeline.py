@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from api.devtoken import mint_token
-from api.testing import make_event
+from deploy.local.processes import running
 from schemas.publisher import AuditPublisher
-from tests.processes import TEST_JWT_SECRET, http_get, running, wait_until
+from tests.support.events import make_event
+from tests.support.processes import http_get, wait_until
+from tests.support.tokens import TEST_JWT_SECRET
 
 
 def test_export_is_recorded_through_the_pipeline(

@@ -28,7 +28,9 @@ import jwt
 import pytest
 from werkzeug.serving import make_server
 
+from api.devtoken import mint_token
 from consumer.digests import digest_document
+from deploy.local.processes import free_port
 from schemas.document import iso_ms, stored_log
 from schemas.event import validate_event
 from schemas.index_template import (
@@ -39,7 +41,7 @@ from schemas.index_template import (
     template_name,
 )
 from schemas.integrity import GENESIS, entry_of, load_private_key, sign_digest, time_bounds
-from tests.processes import TEST_SIGNING_KEY, TEST_SIGNING_PUBLIC_KEY, free_port
+from tests.support.tokens import TEST_SIGNING_KEY, TEST_SIGNING_PUBLIC_KEY
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -204,15 +206,7 @@ def _sign(
 
 
 def _token(partner_id: str, role: str = "owner", org_ids: tuple[str, ...] = ()) -> str:
-    claims = {
-        "sub": "u-viewer",
-        "name": "Viewer Owner",
-        "partner_id": partner_id,
-        "role": role,
-        "org_ids": list(org_ids),
-        "exp": int(time.time()) + 3600,
-    }
-    return jwt.encode(claims, SECRET, algorithm="HS256")
+    return mint_token(SECRET, "u-viewer", partner_id, role, org_ids, name="Viewer Owner")
 
 
 # --- fixtures (module scope: one index, one API, one browser for all the tests) ---------

@@ -11,7 +11,9 @@ from typing import Any
 from confluent_kafka import Producer
 
 from api.devtoken import mint_token
-from tests.processes import TEST_JWT_SECRET, http_get, running, wait_until
+from deploy.local.processes import running
+from tests.support.processes import http_get, wait_until
+from tests.support.tokens import TEST_JWT_SECRET
 from tests.unit.test_schemas_event import valid_event
 
 

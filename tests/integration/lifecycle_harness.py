@@ -20,9 +20,9 @@ from flask.testing import FlaskClient
 from api.app import create_app
 from api.devtoken import mint_token
 from api.settings import Settings
-from api.testing import RecordingPublisher
 from schemas.index_template import index_template, read_alias, template_name
 from schemas.lifecycle_store import lifecycle_index
+from tests.support.doubles import RecordingPublisher
 
 SECRET = "lifecycle-test-secret-of-32-bytes-or-more"
 

@@ -26,8 +26,8 @@ from confluent_kafka import Consumer
 from api.app import create_app
 from api.devtoken import mint_token
 from api.settings import Settings
-from api.testing import index_events, install_template, make_event
 from schemas.event import parse_event
+from tests.support.events import index_events, install_template, make_event
 
 SECRET = "integration-secret-of-at-least-32-bytes!"
 NOW = datetime.now(UTC)

@@ -18,8 +18,9 @@ from schemathesis import GenerationMode, checks
 from api.app import create_app
 from api.devtoken import mint_token
 from api.settings import Settings
-from api.testing import RecordingPublisher, index_events, install_template, make_event
-from tests.processes import TEST_SIGNING_PUBLIC_KEY
+from tests.support.doubles import RecordingPublisher
+from tests.support.events import index_events, install_template, make_event
+from tests.support.tokens import TEST_SIGNING_PUBLIC_KEY
 
 SECRET = "integration-secret-of-at-least-32-bytes!"
 TOKEN = mint_token(SECRET, "u-1", "p-f", "admin", ["org-1"], ttl=3600)

@@ -25,10 +25,11 @@ from flask.testing import FlaskClient
 from api.app import create_app
 from api.devtoken import mint_token
 from api.settings import Settings
-from api.testing import index_events, install_template, make_event
+from deploy.local.processes import free_port, running
 from schemas.event import parse_event
 from tests.integration.test_api_export import consume
-from tests.processes import free_port, running, wait_until
+from tests.support.events import index_events, install_template, make_event
+from tests.support.processes import wait_until
 
 SECRET = "hardening-secret-of-at-least-32-bytes!!"
 CURSOR_SECRET = "hardening-cursor-secret-32-bytes-long!!"

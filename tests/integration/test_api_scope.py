@@ -19,7 +19,8 @@ from flask.testing import FlaskClient
 from api.app import create_app
 from api.devtoken import mint_token
 from api.settings import Settings
-from api.testing import RecordingPublisher, index_events, install_template, make_event
+from tests.support.doubles import RecordingPublisher
+from tests.support.events import index_events, install_template, make_event
 
 SECRET = "integration-secret-of-at-least-32-bytes!"
 NOW = datetime.now(UTC)

@@ -20,9 +20,10 @@ from api.app import create_app
 from api.devtoken import mint_token
 from api.query import TOTAL_HITS_LIMIT
 from api.settings import Settings
-from api.testing import RecordingPublisher, index_events, install_template, make_event
 from schemas.catalogue import get_activity
 from schemas.document import document_id, index_name
+from tests.support.doubles import RecordingPublisher
+from tests.support.events import index_events, install_template, make_event
 
 SECRET = "integration-secret-of-at-least-32-bytes!"
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -22,7 +22,7 @@ import jwt
 import pytest
 
 from api.devtoken import mint_token
-from deploy.local.processes import tree_rss_mib
+from deploy.local.processes import free_port, tree_rss_mib
 from schemas.publisher import AuditPublisher
 from tests.integration.containers import (
     IMAGE_UID,
@@ -40,7 +40,7 @@ from tests.integration.worker_harness import (
     stop_mid_batch,
     wait_all_committed,
 )
-from tests.processes import free_port, http_get, wait_until
+from tests.support.processes import http_get, wait_until
 from tests.unit.test_deploy_k8s import container, find
 from tests.unit.test_schemas_event import valid_event
 

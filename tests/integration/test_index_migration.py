@@ -19,7 +19,6 @@ import pytest
 from confluent_kafka import Producer
 from elasticsearch import helpers
 
-from api.testing import make_event
 from schemas.document import stored_log
 from schemas.event import validate_event
 from schemas.index_template import INDEX_SORT, TEMPLATE_VERSION, read_alias
@@ -37,7 +36,8 @@ from tests.integration.lifecycle_harness import (
 )
 from tests.integration.test_integrity import covered
 from tests.integration.worker_harness import Setup, Worker, assert_verified
-from tests.processes import wait_until
+from tests.support.events import make_event
+from tests.support.processes import wait_until
 
 NOW = datetime.now(UTC)
 DAYS = 60  # the logs span three months, each migrated

@@ -13,7 +13,6 @@ from typing import Any
 
 from confluent_kafka import Producer
 
-from api.testing import index_events, install_template, make_event
 from schemas.catalogue import EXPIRE_ACTION
 from schemas.document import stored_log
 from schemas.event import validate_event
@@ -31,7 +30,9 @@ from tests.integration.lifecycle_harness import (
 )
 from tests.integration.test_integrity import covered
 from tests.integration.worker_harness import Setup, Worker, indexed_count
-from tests.processes import TEST_SIGNING_PUBLIC_KEY, wait_until
+from tests.support.events import index_events, install_template, make_event
+from tests.support.processes import wait_until
+from tests.support.tokens import TEST_SIGNING_PUBLIC_KEY
 
 NOW = datetime.now(UTC)
 #: Wholly past the default retention of 400 days, two different months.
@@ -252,7 +253,7 @@ def test_without_kafka_nothing_is_deleted(
     es: Any, es_url: str, unique_name: Callable[[str], str]
 ) -> None:
     """Every deletion is recorded as an audit event: no Kafka, no deletion (one line, exit 2)."""
-    from tests.processes import free_port
+    from deploy.local.processes import free_port
 
     prefix = unique_name("ret-nokafka")
     install_template(es, prefix)

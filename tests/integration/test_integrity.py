@@ -21,7 +21,6 @@ from flask.testing import FlaskClient
 from api.app import create_app
 from api.devtoken import mint_token
 from api.settings import Settings
-from api.testing import RecordingPublisher, make_event
 from schemas.document import document_id, index_name, stored_log
 from schemas.event import validate_event
 from schemas.index_template import digest_index
@@ -34,7 +33,10 @@ from schemas.integrity import (
     root_from_proof,
 )
 from tests.integration.worker_harness import Setup, Worker, WorkerConfig, indexed_count
-from tests.processes import TEST_SIGNING_PUBLIC_KEY, wait_until
+from tests.support.doubles import RecordingPublisher
+from tests.support.events import make_event
+from tests.support.processes import wait_until
+from tests.support.tokens import TEST_SIGNING_PUBLIC_KEY
 
 PARTNERS = ("p-clean", "p-change", "p-delete", "p-insert", "p-digest", "p-resign")
 PER_PARTNER = 12

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import free_port, http_ok, wait_until
+from deploy.local.processes import free_port, http_ok
+from tests.support.processes import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

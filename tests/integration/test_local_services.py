@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import free_port
+from deploy.local.processes import free_port
 
 SERVICES = Path(__file__).resolve().parents[2] / "deploy" / "local" / "services.py"
 SERVICE_USER = "partner-audit"

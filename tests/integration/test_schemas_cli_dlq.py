@@ -21,6 +21,7 @@ from confluent_kafka import Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 
+from deploy.local.processes import free_port
 from schemas.dlq_kafka import READER_GROUP
 from tests.integration.worker_harness import (
     Setup,
@@ -34,7 +35,6 @@ from tests.integration.worker_harness import (
     wait_all_committed,
     workers,
 )
-from tests.processes import free_port
 
 NOW = datetime.now(UTC)
 

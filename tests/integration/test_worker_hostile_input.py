@@ -25,7 +25,6 @@ from elasticsearch import Elasticsearch
 from api.app import create_app
 from api.devtoken import mint_token
 from api.settings import Settings as ApiSettings
-from api.testing import RecordingPublisher, install_template, make_event
 from schemas.dead_letter import REASON_ID_CONFLICT
 from schemas.document import index_name
 from tests.integration.worker_harness import (
@@ -37,7 +36,9 @@ from tests.integration.worker_harness import (
     wait_all_committed,
     workers,
 )
-from tests.processes import wait_until
+from tests.support.doubles import RecordingPublisher
+from tests.support.events import install_template, make_event
+from tests.support.processes import wait_until
 
 MiB = 1024 * 1024
 NOW = datetime.now(UTC)

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from deploy.local.processes import free_port
 from tests.integration.worker_harness import (
     CuttableProxy,
     Setup,
@@ -19,7 +20,7 @@ from tests.integration.worker_harness import (
     wait_all_committed,
     workers,
 )
-from tests.processes import free_port, wait_until
+from tests.support.processes import wait_until
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from tests.integration.worker_harness import (
     wait_all_committed,
     workers,
 )
-from tests.processes import wait_until
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.slow  # make test-reliability selects these at full size
 

@@ -28,15 +28,11 @@ from confluent_kafka.admin import AdminClient
 from elasticsearch import Elasticsearch
 from elasticsearch.helpers import scan
 
+from deploy.local.processes import Service, free_port
 from schemas.catalogue import all_activities
 from schemas.dead_letter import decode_headers
-from tests.processes import (
-    TEST_SIGNING_KEY,
-    TEST_SIGNING_PUBLIC_KEY,
-    Service,
-    free_port,
-    wait_until,
-)
+from tests.support.processes import wait_until
+from tests.support.tokens import TEST_SIGNING_KEY, TEST_SIGNING_PUBLIC_KEY
 
 FULL = os.environ.get("AUDIT_RELIABILITY_SCALE", "").lower() == "full"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -15,9 +15,10 @@ from api.app import create_app
 from api.devtoken import mint_token
 from api.export import CSV_COLUMNS
 from api.settings import Settings
-from api.testing import FakeStore, RecordingPublisher, make_event, sort_position
 from schemas.document import build_document, document_id, document_to_log
 from schemas.event import validate_event
+from tests.support.doubles import FakeStore, RecordingPublisher, sort_position
+from tests.support.events import make_event
 
 SECRET = "unit-test-secret-of-at-least-thirty-two-bytes"
 SETTINGS = Settings(jwt_secret=SECRET)

@@ -17,9 +17,10 @@ from api.devtoken import mint_token
 from api.service import INCOMPLETE_EXPORT_MESSAGE
 from api.settings import Settings
 from api.store import ElasticsearchStore, SearchRejected, StoreUnavailable
-from api.testing import FakeStore, RecordingPublisher, make_event
 from schemas.document import build_document
 from schemas.event import validate_event
+from tests.support.doubles import FakeStore, RecordingPublisher
+from tests.support.events import make_event
 
 SECRET = "unit-test-secret-of-at-least-thirty-two-bytes"
 SETTINGS = Settings(jwt_secret=SECRET)

@@ -179,7 +179,7 @@ def test_a_normalization_bug_dead_letters_instead_of_stopping(
     def broken(prefix: str, event: dict[str, Any], ingested_at: datetime) -> Any:
         raise KeyError("surprise")
 
-    monkeypatch.setattr(pipeline, "stored_log", broken)
+    monkeypatch.setattr(pipeline, "serialized_log", broken)
 
     outcome = process_record(record(encoded()), PREFIX, NOW)
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from deploy.local import supervisor as supervision
-from tests.processes import wait_until
+from tests.support.processes import wait_until
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(600)"]
 

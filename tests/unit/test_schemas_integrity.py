@@ -13,7 +13,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api.testing import make_event
 from schemas.document import build_document, document_to_log_detail
 from schemas.event import validate_event
 from schemas.integrity import (
@@ -36,6 +35,7 @@ from schemas.integrity import (
     time_bounds,
 )
 from schemas.integrity_verify import export_line_integrity, verify_export, verify_store
+from tests.support.events import make_event
 
 # RFC 6962's test leaves and the roots of their first n (certificate-transparency's vectors).
 VECTOR_INPUTS = [
