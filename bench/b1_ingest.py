@@ -57,6 +57,8 @@ PARTITIONS = 4
 BULK_SETTINGS = ((500, 2), (1000, 2), (2000, 2), (2000, 4))
 TARGET_RATIO = 0.8
 TARGET_RSS_MB = 250
+#: The worker without digests (B1's digest-cost comparison).
+WITHOUT_DIGESTS = ("python", ("-m", "bench.worker_without_digests"))
 #: Events of the run indexed twice more, with and without the conflict check (b1_lookup).
 LOOKUP_EVENTS = 20_000
 
@@ -152,16 +154,21 @@ def run_worker(
     workers: int = 1,
     extra_env: dict[str, str] | None = None,
     processes: int = 1,
+    digests: bool = True,
 ) -> dict[str, Any]:
     """``workers`` separate ``audit-worker`` commands in one consumer group, each with
-    ``processes`` worker processes (``AUDIT_WORKER_PROCESSES``); 1 x 1 = the benchmark."""
+    ``processes`` worker processes (``AUDIT_WORKER_PROCESSES``); 1 x 1 = the benchmark.
+    ``digests=False``: the same worker without its integrity digests (a benchmark-only shim,
+    ``bench.worker_without_digests``), to measure what they cost."""
     profiler = Profiler(profile, "b1-worker")
     extra = {"AUDIT_WORKER_PROCESSES": str(processes), **(extra_env or {})}
+    script, argv = ("audit-worker", ()) if digests else WITHOUT_DIGESTS
     services = [
         Service(
-            "audit-worker",
+            script,
             {**worker_env(prefix, topic, free_port()), **extra},
             logs_dir() / f"{prefix}-worker{i}.log",
+            argv,
         )
         for i in range(workers)
     ]
@@ -200,6 +207,20 @@ def run_worker(
         result["events_per_s"] = round(indexed / (series[-1][0] or 1), 1)
         log(f"B1 worker did not finish: {indexed}/{expected} indexed; log tail:\n{service.tail()}")
     return result
+
+
+def digest_cost(with_digests: dict[str, Any], without: dict[str, Any]) -> dict[str, Any]:
+    """Issue 14's figure: the worker's throughput with digests over without, same run (the
+    run without comes second, on a topic already read once: if anything, it is favoured)."""
+    share = ratio(with_digests["events_per_s"], without["events_per_s"])
+    return {
+        "with_events_per_s": with_digests["events_per_s"],
+        "without_events_per_s": without["events_per_s"],
+        "without_peak_rss_mb": without["peak_rss_mb"],
+        "ratio": share,
+        "target": ">= 0.9 (within 10 %)",
+        "met": share is not None and share >= 0.9,
+    }
 
 
 def worker_settings(extra: dict[str, str]) -> dict[str, str]:
@@ -275,6 +296,19 @@ def run(
         worker = run_worker(es, topic, prefix, valid, profile, workers, processes=processes)
         log(f"B1: worker {worker['events_per_s']} events/s, peak RSS {worker['peak_rss_mb']} MB")
         drop_indices(es, prefix)
+        digests_off = run_worker(
+            es,
+            topic,
+            f"{topic}-nodigests",
+            valid,
+            False,
+            workers,
+            {"AUDIT_GROUP_ID": f"{topic}-nodigests-group"},
+            processes,
+            digests=False,
+        )
+        drop_indices(es, f"{topic}-nodigests")
+        log(f"B1: worker without digests {digests_off['events_per_s']} events/s")
         conflict_check = b1_lookup.run(
             es, [value for _, value in records[:LOOKUP_EVENTS]], now, worker["events_per_s"]
         )
@@ -305,6 +339,7 @@ def run(
         "ratio": worker_ratio,
         "steady_ratio": steady_ratio,
         "conflict_check": conflict_check,
+        "digests": digest_cost(worker, digests_off),
         "targets": {
             "ratio": {
                 "target": f">= {TARGET_RATIO}",

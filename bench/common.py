@@ -381,14 +381,16 @@ class RssSampler:
 class Service:
     """A console script of this project run as a subprocess in its own process group."""
 
-    def __init__(self, script: str, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self, script: str, env: Mapping[str, str], log_path: Path, argv: Sequence[str] = ()
+    ) -> None:
         self.script = script
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("ab")
         self.started = time.monotonic()
         self.process = subprocess.Popen(  # noqa: S603 - our own console script
-            [str(BIN / script)],
+            [str(BIN / script), *argv],
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,

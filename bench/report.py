@@ -241,6 +241,7 @@ def section_b1(r: dict[str, Any], plot: str | None) -> list[str]:
         f"{_ok(t['peak_rss_mb']['met'])}); {w.get('processes', 1)} worker process(es).",
         "",
         *conflict_check_line(r.get("conflict_check")),
+        *digest_cost_line(r.get("digests")),
         f"![B1]({Path('..') / plot})" if plot else "",
         "",
     ]
@@ -275,6 +276,19 @@ def conflict_check_line(c: dict[str, Any] | None) -> list[str]:
         f"{_fmt(ms['indexer_without_lookup'])} ms without) and "
         f"{_fmt(100 * (c['share_of_worker_batch'] or 0))} % of the worker's time per batch "
         f"({_fmt(c['worker_batch_ms'])} ms; target <= 5 %).",
+        "",
+    ]
+
+
+def digest_cost_line(d: dict[str, Any] | None) -> list[str]:
+    if not d:
+        return []
+    return [
+        f"Integrity digests (issue 14): the same worker without them (benchmark-only shim "
+        f"`bench.worker_without_digests`, run second on the same topic) "
+        f"{_fmt(d['without_events_per_s'])} events/s, with them "
+        f"{_fmt(d['with_events_per_s'])}: ratio **{_fmt(d['ratio'])}** (target >= 0.9, "
+        f"within 10 %: {_ok(d['met'])}).",
         "",
     ]
 

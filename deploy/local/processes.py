@@ -17,7 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 #: The folder of this interpreter, where the project's console scripts are installed.
@@ -85,14 +85,16 @@ class Service:
     """A console script of this project (beside `sys.executable`) run in a process group of
     its own, its output appended to `log_path`."""
 
-    def __init__(self, script: str, env: Mapping[str, str], log_path: Path) -> None:
+    def __init__(
+        self, script: str, env: Mapping[str, str], log_path: Path, argv: Sequence[str] = ()
+    ) -> None:
         self.script = script
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("ab")
         self.started = time.monotonic()
         self.process = subprocess.Popen(
-            [str(BIN / script)],
+            [str(BIN / script), *argv],
             env={**os.environ, **env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
