@@ -7,7 +7,7 @@ stream processor fills a buffer in the background; the consumer of the batches w
 the record values' sizes. A record larger than the byte bound is a batch of its own.
 
 Like `noack_take`, nothing is acknowledged to Faust: the agent commits offsets itself once
-Elasticsearch and the dead-letter topic have acknowledged the batch (see `consumer.app`).
+Elasticsearch and the dead-letter topic have acknowledged the batch (see `consumer.offsets`).
 """
 
 from __future__ import annotations

@@ -1,9 +1,16 @@
-"""What /healthz (alive) and /readyz (not stuck retrying a batch, and why) report."""
+"""What /healthz (alive) and /readyz (not stuck retrying a batch, and why) report, and the
+worker's web pages (`/healthz`, `/readyz`, `/metrics`)."""
 
 from __future__ import annotations
 
 from time import monotonic
 from typing import Any
+
+import faust
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from consumer import metrics
 
 #: A batch retrying longer than this makes /readyz answer 503.
 STUCK_AFTER_S = 15.0
@@ -48,3 +55,21 @@ class Health:
         if self.stuck and self.retry_reason:
             snapshot["reason"] = self.retry_reason
         return snapshot
+
+
+def add_pages(app: faust.App, health: Health) -> None:
+    """The worker's pages on the Faust app's web server."""
+
+    @app.page("/healthz")
+    async def healthz(self: Any, request: Any) -> Any:
+        return self.json(health.snapshot())
+
+    @app.page("/readyz")
+    async def readyz(self: Any, request: Any) -> Any:
+        snapshot = health.snapshot()
+        return self.json(snapshot, status=503 if health.stuck else 200)
+
+    @app.page("/metrics")
+    async def prometheus(self: Any, request: Any) -> Any:
+        # A plain aiohttp response: Faust's helper refuses the charset in Prometheus' type.
+        return web.Response(body=metrics.render(), headers={"Content-Type": CONTENT_TYPE_LATEST})

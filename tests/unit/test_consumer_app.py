@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 from aiokafka.structs import TopicPartition
 
-from consumer.app import Ingest, OffsetCommitter, create_app
+from consumer.app import create_app
 from consumer.backoff import Backoff
 from consumer.indexer import BulkOutcome
+from consumer.ingest import Ingest
+from consumer.offsets import OffsetCommitter
 from consumer.pipeline import DeadLetter, IndexAction, RawRecord
 from consumer.settings import Settings
 from schemas.dead_letter import REASON_INDEX_REJECTED

@@ -1,5 +1,5 @@
 """A digest being written while the next batch covers more logs of its partner (the worker
-overlaps batches, consumer/app.py InFlight): none of those logs is left unsigned."""
+overlaps batches, consumer/ingest.py InFlight): none of those logs is left unsigned."""
 
 from __future__ import annotations
 

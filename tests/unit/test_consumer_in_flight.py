@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
 
-from consumer.app import InFlight
+from consumer.ingest import InFlight
 from consumer.pipeline import Processed, RawRecord
 
 
