@@ -10,10 +10,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from api import fields
 from api.auth import Caller
 from api.cursor import Cursor
 from api.scope import scope_filter
+from schemas import fields
 from schemas.document import document_id
 from schemas.search import text_query
 
@@ -27,12 +27,9 @@ MAX_Q_CHARS = 256
 # window visit 10,000 logs for a number a reader takes as "1,000+" anyway.
 TOTAL_HITS_LIMIT = 1_000
 
-SORT: list[dict[str, Any]] = [
-    {fields.TIMESTAMP: {"order": "desc"}},
-    # `event.id` is the Log ID, unique per event: a total order, so `search_after` can
-    # neither skip nor repeat logs sharing a millisecond.
-    {fields.LOG_ID: {"order": "desc"}},
-]
+# Newest first, then by Log ID (unique per event): a total order, so `search_after` can
+# neither skip nor repeat logs sharing a millisecond.
+SORT: list[dict[str, Any]] = [{name: {"order": order}} for name, order in fields.SORT_ORDER]
 
 # Repeatable parameters: OR within one parameter (terms), AND across parameters.
 MULTI_VALUE_FILTERS = {

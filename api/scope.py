@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from api import fields
 from api.auth import AuthError, Caller
+from schemas import fields
 
 PARTNER_WIDE_ROLES = frozenset({"owner", "super_admin"})
 ORGANIZATION_ROLES = frozenset({"admin", "support"})

@@ -18,14 +18,18 @@ import orjson
 
 from schemas.catalogue import Activity, get_activity
 from schemas.event import MAX_DESCRIPTION_CHARS, parse_rfc3339
+from schemas.fields import AUDIT, FINGERPRINT, SEARCH, TIMESTAMP, last_key
 from schemas.integrity import canonical_leaf_hash
 from schemas.search import search_representation
 
 ECS_VERSION = "8.11.0"
 DATASET = "partner_audit"
-NAMESPACE = "audit"
+NAMESPACE = AUDIT
 #: Where the content fingerprint of the event behind a document is kept (see `fingerprint`).
-FINGERPRINT_FIELD = f"{NAMESPACE}.fingerprint"
+FINGERPRINT_FIELD = FINGERPRINT
+#: The keys of the search representation and of the fingerprint within ``audit``.
+_SEARCH = last_key(SEARCH)
+_FINGERPRINT = last_key(FINGERPRINT)
 
 
 def as_utc(value: datetime | str) -> datetime:
@@ -147,14 +151,14 @@ def with_search(source: dict[str, Any]) -> dict[str, Any]:
     which the copy then stores unchanged (its integrity leaf stays the same).
     """
     search = search_representation(stored_searchable_values(source))
-    return {**source, NAMESPACE: {**source[NAMESPACE], "search": search}}
+    return {**source, NAMESPACE: {**source[NAMESPACE], _SEARCH: search}}
 
 
 def _ecs_part(event: dict[str, Any], description: str, ingested: str) -> dict[str, Any]:
     actor, source = event["actor"], event["source"]
     return _compact(
         {
-            "@timestamp": iso_ms(event["occurred_at"]),
+            TIMESTAMP: iso_ms(event["occurred_at"]),
             "ecs": {"version": ECS_VERSION},
             "event": _compact(
                 {
@@ -201,7 +205,7 @@ def _audit_part(event: dict[str, Any], activity: Activity) -> dict[str, Any]:
             "description_generated": not event.get("description"),
             "changes": [dict(change) for change in event.get("changes") or []],
             "metadata": dict(event.get("metadata") or {}),
-            "fingerprint": fingerprint(event),
+            _FINGERPRINT: fingerprint(event),
         }
     )
 
@@ -218,7 +222,7 @@ def build_document(event: dict[str, Any], ingested_at: datetime) -> dict[str, An
     ``event["occurred_at"]`` may be the validated UTC datetime or an RFC 3339 string.
     """
     document, search = _document_and_search(event, ingested_at)
-    document[NAMESPACE]["search"] = search
+    document[NAMESPACE][_SEARCH] = search
     return document
 
 
@@ -266,7 +270,7 @@ def serialized_log(prefix: str, event: dict[str, Any], ingested_at: datetime) ->
     document, search = _document_and_search(event, ingested_at)
     stored = orjson.dumps(document, option=orjson.OPT_SORT_KEYS)  # = integrity.canonical
     leaf = canonical_leaf_hash(stored)
-    document[NAMESPACE]["search"] = search
+    document[NAMESPACE][_SEARCH] = search
     return SerializedLog(
         index_name(prefix, event["occurred_at"]),
         document_id(event["partner_id"], event["event_id"]),
@@ -280,11 +284,16 @@ def _with_search(stored: bytes, document: dict[str, Any]) -> bytes:
     """The bulk source: `stored` (canonical JSON, so it opens with ``@timestamp`` then
     ``audit``) with ``audit.search`` inserted as the first field of ``audit``. Field order
     means nothing to Elasticsearch, and ``_source`` leaves the search part out again."""
-    head = b'{"@timestamp":' + orjson.dumps(document["@timestamp"]) + b',"audit":{'
+    head = b"".join(
+        (b"{", _TIMESTAMP_KEY, b":", orjson.dumps(document[TIMESTAMP]), b",", _AUDIT_KEY, b":{")
+    )
     if not stored.startswith(head):  # a field sorting before "audit" would end up here
         return orjson.dumps(document)
-    search = orjson.dumps(document[NAMESPACE]["search"])
-    return b"".join((head, b'"search":', search, b",", stored[len(head) :]))
+    search = orjson.dumps(document[NAMESPACE][_SEARCH])
+    return b"".join((head, _SEARCH_KEY, b":", search, b",", stored[len(head) :]))
+
+
+_TIMESTAMP_KEY, _AUDIT_KEY, _SEARCH_KEY = (orjson.dumps(k) for k in (TIMESTAMP, AUDIT, _SEARCH))
 
 
 def _pick(item: dict[str, Any] | None, *keys: str) -> dict[str, Any] | None:
@@ -299,7 +308,7 @@ def document_to_log(doc: dict[str, Any]) -> dict[str, Any]:
     roles = user.get("roles") or [None]
     return {
         "id": event["id"],
-        "timestamp": doc["@timestamp"],
+        "timestamp": doc[TIMESTAMP],
         "partner_id": audit["partner_id"],
         "organization": _pick(doc.get("organization"), "id", "name"),
         "category": dict(audit["category"]),

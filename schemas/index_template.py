@@ -11,6 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.fields import (
+    AUDIT,
+    SEARCH,
+    SEARCH_GRAMS,
+    SEARCH_PREFIXES,
+    SORT_ORDER,
+    TIMESTAMP,
+    last_key,
+)
+
 # 2: audit.fingerprint; documents addressed by document_id(partner_id, event_id).
 # 3: index sort (@timestamp, event.id) descending, the version recorded in the mapping's
 #    _meta. An index's sort is fixed at creation: indices of version 2 move to version 3 by
@@ -29,7 +39,10 @@ KEYWORD_AND_TEXT: dict[str, Any] = {**KEYWORD, "fields": {"text": {"type": "text
 #: The order list queries and exports ask for (api/query.py SORT): with the index sorted the
 #: same way, a top-N page or a `search_after` page stops early in every segment instead of
 #: visiting every match of the window.
-INDEX_SORT = {"field": ["@timestamp", "event.id"], "order": ["desc", "desc"]}
+INDEX_SORT = {
+    "field": [name for name, _ in SORT_ORDER],
+    "order": [order for _, order in SORT_ORDER],
+}
 
 
 def read_alias(prefix: str) -> str:
@@ -46,16 +59,22 @@ def _object(**properties: Any) -> dict[str, Any]:
 
 def _search_mapping() -> dict[str, Any]:
     return _object(
-        # One array element per white-space chunk; the gap keeps phrases inside one chunk.
-        grams={
-            "type": "text",
-            "analyzer": "standard",
-            "norms": False,  # filter-only: no scoring, so no length norms
-            "index_options": "positions",
-            # match_phrase has slop 0, so any gap > 0 would do; 100 is the usual default.
-            "position_increment_gap": 100,
-        },
-        prefixes={"type": "keyword", "doc_values": False, "index_options": "docs"},
+        **{
+            # One array element per white-space chunk; the gap keeps phrases inside one chunk.
+            last_key(SEARCH_GRAMS): {
+                "type": "text",
+                "analyzer": "standard",
+                "norms": False,  # filter-only: no scoring, so no length norms
+                "index_options": "positions",
+                # match_phrase has slop 0, so any gap > 0 would do; 100 is the usual default.
+                "position_increment_gap": 100,
+            },
+            last_key(SEARCH_PREFIXES): {
+                "type": "keyword",
+                "doc_values": False,
+                "index_options": "docs",
+            },
+        }
     )
 
 
@@ -75,13 +94,13 @@ def _audit_mapping() -> dict[str, Any]:
         metadata={"type": "flattened", "ignore_above": IGNORE_ABOVE},
         # Read back from _source to tell a redelivery from a reused id; never searched.
         fingerprint={"type": "keyword", "index": False, "doc_values": False},
-        search=_search_mapping(),
+        **{last_key(SEARCH): _search_mapping()},
     )
 
 
 def _ecs_mapping() -> dict[str, Any]:
     return {
-        "@timestamp": {"type": "date"},
+        TIMESTAMP: {"type": "date"},
         "ecs": _object(version=KEYWORD),
         "event": _object(
             id=KEYWORD,
@@ -108,8 +127,8 @@ def mappings() -> dict[str, Any]:
         # The search representation is derived data: indexed, but not stored in _source
         # (it is most of the document's size and means nothing to a reader; build_document
         # recomputes it from the rest of the document).
-        "_source": {"excludes": ["audit.search"]},
-        "properties": {**_ecs_mapping(), "audit": _audit_mapping()},
+        "_source": {"excludes": [SEARCH]},
+        "properties": {**_ecs_mapping(), AUDIT: _audit_mapping()},
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from schemas import fields
 from schemas.catalogue import EXPIRE_ACTION
 from schemas.es_rest import RestClient, StoreAddress, StoreError
 from schemas.index_template import digest_index, read_alias
@@ -44,15 +45,15 @@ class StoreReader:
         query = {
             "bool": {
                 "filter": [
-                    {"term": {"audit.partner_id": partner_id}},
-                    {"range": {"@timestamp": {"gte": window[0], "lte": window[1]}}},
+                    {"term": {fields.PARTNER_ID: partner_id}},
+                    {"range": {fields.TIMESTAMP: {"gte": window[0], "lte": window[1]}}},
                 ]
             }
         }
         pit = self._call("POST", f"/{read_alias(self._prefix)}/_pit?keep_alive=2m", None)
         body = {
             "query": query,
-            "sort": [{"@timestamp": "asc"}, {"event.id": "asc"}],
+            "sort": [{fields.TIMESTAMP: "asc"}, {fields.LOG_ID: "asc"}],
             "pit": {"id": pit["id"], "keep_alive": "2m"},
         }
         try:
@@ -70,12 +71,12 @@ class StoreReader:
             "query": {
                 "bool": {
                     "filter": [
-                        {"term": {"audit.partner_id": partner_id}},
-                        {"term": {"event.action": EXPIRE_ACTION}},
+                        {"term": {fields.PARTNER_ID: partner_id}},
+                        {"term": {fields.ACTIVITY: EXPIRE_ACTION}},
                     ]
                 }
             },
-            "sort": [{"@timestamp": "asc"}, {"event.id": "asc"}],
+            "sort": [{fields.TIMESTAMP: "asc"}, {fields.LOG_ID: "asc"}],
         }
         try:
             hits = self._search_after(read_alias(self._prefix), body)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from schemas import fields
 from schemas.document import iso_ms, with_search
 from schemas.es_rest import RestClient, StoreError, quote
 from schemas.index_template import TEMPLATE_VERSION, index_template, read_alias, template_name
@@ -197,7 +198,7 @@ class Cluster:
         while True:
             composite: dict[str, Any] = {
                 "size": 1000,
-                "sources": [{"partner": {"terms": {"field": "audit.partner_id"}}}],
+                "sources": [{"partner": {"terms": {"field": fields.PARTNER_ID}}}],
             }
             if after:
                 composite["after"] = after

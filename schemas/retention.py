@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from schemas import fields
 from schemas.catalogue import EXPIRE_ACTION
 from schemas.document import iso_ms
 from schemas.es_rest import StoreError
@@ -203,7 +204,8 @@ class Retention:
         self, index: str, plan: RetentionPlan, report: RetentionReport
     ) -> bool:
         """Whether `index` holds a log at or after the cutoff (then it stays, said why)."""
-        inside = self.cluster.count(index, {"range": {"@timestamp": {"gte": iso_ms(plan.cutoff)}}})
+        recent = {"range": {fields.TIMESTAMP: {"gte": iso_ms(plan.cutoff)}}}
+        inside = self.cluster.count(index, recent)
         if inside:
             report.kept.append((index, f"{inside:,} log(s) inside the retention window"))
         return inside > 0
@@ -284,7 +286,7 @@ class Retention:
             self.cluster.create_isolated(target)
         elif state.in_alias(self.cluster.alias):
             self.cluster.leave_read_alias(target)
-        query = {"term": {"audit.partner_id": partner}}
+        query = {"term": {fields.PARTNER_ID: partner}}
         copier = Copier(self.cluster, source, target, self.page_size, query=query)
         copier.copy_upto(Checkpoint("", {}), copier.settled_checkpoints())
         self.cluster.refresh(target)

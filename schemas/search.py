@@ -27,8 +27,10 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-GRAMS_FIELD = "audit.search.grams"
-PREFIXES_FIELD = "audit.search.prefixes"
+from schemas.fields import SEARCH_GRAMS, SEARCH_PREFIXES
+
+GRAMS_FIELD = SEARCH_GRAMS
+PREFIXES_FIELD = SEARCH_PREFIXES
 GRAM = 3
 MIN_INFIX_TERM = GRAM  # shorter terms can only match the start of a word
 #: Search covers the first this-many characters of each value (the whole value is stored).
