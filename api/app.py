@@ -9,14 +9,14 @@ from typing import Any
 from flask import Flask, Response, g, request
 from flask_smorest import Api
 
+from api.collaborators import EXTENSION_KEY, Services
 from api.errors import register_error_handlers
 from api.integrity import TrustedKeys
 from api.metrics import LATENCY, REQUESTS
 from api.resources import activities, audit_logs, config, docs, health, integrity, viewer
-from api.service import Publisher
-from api.services import EXTENSION_KEY, Services
 from api.settings import Settings
 from api.store import ElasticsearchStore, Store
+from api.use_cases import Publisher
 
 API_DESCRIPTION = """Read API of the Partner Audit Log.
 

@@ -15,8 +15,8 @@ from flask import Flask, Response, jsonify, request
 from api.auth import AuthError
 from api.cursor import CursorError
 from api.integrity import IntegrityUnavailable
-from api.service import DownloadNotRecorded
 from api.store import SearchRejected, StoreUnavailable
+from api.use_cases import DownloadNotRecorded
 
 # The parameters a refused search is blamed on, most specific first: a cursor carries
 # values the client could have kept from another deployment; then the free text.

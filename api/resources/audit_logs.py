@@ -1,4 +1,4 @@
-"""`/api/v1/audit-logs`: list, detail and export. Views parse, call `api.service`, respond."""
+"""`/api/v1/audit-logs`: list, detail and export. Views parse, call `api.use_cases`, respond."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 from flask import Response, jsonify, request, stream_with_context
 from flask_smorest import Blueprint, abort
 
-from api import service
+from api import use_cases
+from api.collaborators import services
 from api.export import MEDIA_TYPES
 from api.models import LOG_ID_PATTERN, Error, ExportArgs, ListArgs, LogDetail, LogList
 from api.resources.common import auth_responses, current_caller, protect
-from api.services import services
 
 
 def already_shaped(body: dict[str, Any]) -> Response:
@@ -42,9 +42,9 @@ protect(blp)
 def list_logs(params: dict[str, Any]) -> Response:
     """List audit logs, newest first."""
     ctx = services()
-    cursors = service.CursorKeys(ctx.settings.cursor_secret, ctx.settings.cursor_ttl_s)
+    cursors = use_cases.CursorKeys(ctx.settings.cursor_secret, ctx.settings.cursor_ttl_s)
     return already_shaped(
-        service.list_logs(ctx.store, cursors, params, current_caller(), datetime.now(UTC))
+        use_cases.list_logs(ctx.store, cursors, params, current_caller(), datetime.now(UTC))
     )
 
 
@@ -67,13 +67,13 @@ def list_logs(params: dict[str, Any]) -> Response:
 def export_logs(params: dict[str, Any]) -> Response:
     """Export every log matching the list filters (no paging)."""
     ctx, caller, now = services(), current_caller(), datetime.now(UTC)
-    body, event = service.open_export(
+    body, event = use_cases.open_export(
         ctx.store,
         ctx.publisher,
         params,
         caller,
         now,
-        service.RequestInfo(
+        use_cases.RequestInfo(
             ip=request.remote_addr,
             user_agent=request.user_agent.string or None,
             request_id=request.headers.get("X-Request-Id"),
@@ -109,8 +109,8 @@ def export_logs(params: dict[str, Any]) -> Response:
 def get_log(log_id: str) -> Response:
     """One log with all its details."""
     log = None
-    if service.is_log_id(log_id):
-        log = service.get_log(services().store, log_id, current_caller())
+    if use_cases.is_log_id(log_id):
+        log = use_cases.get_log(services().store, log_id, current_caller())
     if log is not None:
         return already_shaped(log)
     abort(404, message="audit log not found")

@@ -10,8 +10,8 @@ from flask import g, request
 from flask_smorest import Blueprint
 
 from api.auth import Caller, authenticate
+from api.collaborators import services
 from api.models import Error
-from api.services import services
 
 F = TypeVar("F", bound=Callable[..., Any])
 

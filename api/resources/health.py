@@ -8,9 +8,9 @@ from flask import Response
 from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from api.collaborators import services
 from api.metrics import exposition
 from api.models import Health
-from api.services import services
 
 blp = Blueprint("health", __name__, description="Health and metrics (no token needed).")
 PUBLIC: list[dict[str, Any]] = []  # OpenAPI: overrides the global bearer requirement

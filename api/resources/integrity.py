@@ -7,11 +7,11 @@ from typing import Any
 from flask import Response, jsonify
 from flask_smorest import Blueprint, abort
 
-from api import integrity, service
+from api import integrity, use_cases
+from api.collaborators import services
 from api.models import DigestPage, DigestPageArgs, Error, IntegrityStatus, PublicKeys
 from api.resources.common import auth_responses, current_caller, protect
 from api.scope import require_partner_wide
-from api.services import services
 from schemas.integrity import ALGORITHM, public_pem
 
 blp = Blueprint(
@@ -45,7 +45,9 @@ def log_proof(log_id: str) -> Response:
     """Whether a signed digest covers this log as stored, with its inclusion proof."""
     ctx, caller = services(), current_caller()
     keys = ctx.integrity_keys.require()
-    source = service.get_source(ctx.store, log_id, caller) if service.is_log_id(log_id) else None
+    source = (
+        use_cases.get_source(ctx.store, log_id, caller) if use_cases.is_log_id(log_id) else None
+    )
     if source is not None:
         return jsonify(integrity.log_integrity(ctx.store, keys, caller, source))
     abort(404, message="audit log not found")

@@ -14,7 +14,7 @@ from importlib import resources
 
 from flask import Blueprint, Response, abort, request
 
-from api.services import services
+from api.collaborators import services
 
 bp = Blueprint("viewer", __name__)
 

@@ -331,7 +331,7 @@ def test_export_records_a_valid_download_event(
 @pytest.mark.parametrize("peer", ["", "unix:/run/api.sock", None])
 def test_download_event_without_a_peer_ip_is_still_valid(peer: str | None) -> None:
     from api.auth import Caller
-    from api.service import RequestInfo, download_event
+    from api.use_cases import RequestInfo, download_event
 
     caller = Caller(sub="u-1", name=None, partner_id="p-100", role="owner")
     event = download_event({"format": "csv"}, caller, datetime.now(UTC), RequestInfo(ip=peer))

@@ -14,9 +14,9 @@ from elasticsearch import ApiError, TransportError
 
 from api.app import create_app
 from api.devtoken import mint_token
-from api.service import INCOMPLETE_EXPORT_MESSAGE
 from api.settings import Settings
 from api.store import ElasticsearchStore, SearchRejected, StoreUnavailable
+from api.use_cases import INCOMPLETE_EXPORT_MESSAGE
 from schemas.document import build_document
 from schemas.event import validate_event
 from tests.support.doubles import FakeStore, RecordingPublisher

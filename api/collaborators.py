@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from flask import current_app
 
 from api.integrity import TrustedKeys
-from api.service import Publisher
 from api.settings import Settings
 from api.store import Store
+from api.use_cases import Publisher
 
 EXTENSION_KEY = "audit_api"
 
