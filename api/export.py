@@ -6,9 +6,8 @@ than the store's current page in memory.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -32,7 +31,7 @@ def _cell(value: Any) -> str:
     if value.__class__ is str:
         text: str = value
     elif isinstance(value, list | dict):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return _json(value)
     else:
         text = str(value)
     if text and text[0] in _FORMULA_PREFIXES:
@@ -40,11 +39,15 @@ def _cell(value: Any) -> str:
     return text
 
 
+#: `json.dumps(value, ensure_ascii=False, separators=(",", ":"))`, with the encoder built
+#: once rather than on every call (the same encoder, so the same text).
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
 _EMPTY: dict[str, Any] = {}
 
 
-def csv_row(log: dict[str, Any]) -> list[str]:
-    """Flatten a LOG-with-details into the CSV columns (in `CSV_COLUMNS` order).
+def _values(log: dict[str, Any]) -> tuple[Any, ...]:
+    """The raw values of a LOG-with-details in `CSV_COLUMNS` order (before `_cell`).
 
     Written out rather than walking the column paths: it runs once per exported row (B4).
     tests/unit/test_schemas_log_shape.py checks it against the paths of schemas.log_shape."""
@@ -54,7 +57,7 @@ def csv_row(log: dict[str, Any]) -> list[str]:
     actor = log.get("actor") or _EMPTY
     obj = log.get("object") or _EMPTY
     details = log.get("details") or _EMPTY
-    values = (
+    return (
         log.get("id"),
         log.get("timestamp"),
         log.get("partner_id"),
@@ -83,32 +86,84 @@ def csv_row(log: dict[str, Any]) -> list[str]:
         details.get("metadata") or None,
         details.get("ingested_at"),
     )
-    return [_cell(value) for value in values]
+
+
+def csv_row(log: dict[str, Any]) -> list[str]:
+    """Flatten a LOG-with-details into the CSV cells (in `CSV_COLUMNS` order)."""
+    return [_cell(value) for value in _values(log)]
+
+
+# The positions of the two JSON columns (changes, metadata): every other column is text.
+_CHANGES = CSV_COLUMNS.index("changes")
+_METADATA = CSV_COLUMNS.index("metadata")
+if (_CHANGES, _METADATA, len(CSV_COLUMNS)) != (24, 25, 27):  # `csv_line` builds this layout
+    raise ImportError("csv_line expects the columns ..., changes, metadata, ingested_at")
+# In the text cells joined by commas, a cell starting a formula shows as one of these after
+# a comma (or as the line's first character).
+_FORMULA_AFTER_COMMA = re.compile("," + "[" + re.escape("".join(_FORMULA_PREFIXES)) + "]")
+
+
+def csv_line(log: dict[str, Any]) -> str:
+    """One CSV line (ending in CRLF) of a LOG-with-details: exactly what `csv.writer`
+    (minimal quoting) writes for `csv_row(log)`, without its per-cell calls: the text cells
+    are joined once and checked on the joined line; only a row with a cell to neutralise or
+    a value that is not text takes the cell-by-cell way."""
+    values = _values(log)
+    cells = [value if value is not None else "" for value in (*values[:_CHANGES], values[-1])]
+    try:
+        plain = ",".join(cells)  # a value that is neither text nor None makes this fail
+    except TypeError:
+        return _careful_line(values)
+    if plain[:1] in _FORMULA_PREFIXES or _FORMULA_AFTER_COMMA.search(plain) is not None:
+        return _careful_line(values)  # (or a comma inside a cell followed by one of them)
+    changes, metadata = values[_CHANGES], values[_METADATA]
+    if (changes is not None and changes.__class__ is not list) or (
+        metadata is not None and metadata.__class__ is not dict
+    ):
+        return _careful_line(values)
+    json_cells = (
+        _quoted(_json(changes)) if changes else "",
+        _quoted(_json(metadata)) if metadata else "",
+    )
+    if plain.count(",") == len(cells) - 1 and not ('"' in plain or "\n" in plain or "\r" in plain):
+        cut = plain.rfind(",")  # before the last text cell, `ingested_at`: the JSON cells go there
+        return f"{plain[:cut]},{json_cells[0]},{json_cells[1]}{plain[cut:]}\r\n"
+    quoted = [_quoted(cell) for cell in cells]
+    return ",".join([*quoted[:-1], *json_cells, quoted[-1]]) + "\r\n"
+
+
+def _quoted(cell: str) -> str:
+    """`cell` as `csv.writer` writes it with minimal quoting (tests/unit/test_api_export.py
+    compares the two)."""
+    if '"' in cell or "," in cell or "\n" in cell or "\r" in cell:
+        return '"' + cell.replace('"', '""') + '"'
+    return cell
+
+
+def _careful_line(values: tuple[Any, ...]) -> str:
+    return ",".join([_quoted(_cell(value)) for value in values]) + "\r\n"
 
 
 def csv_lines(logs: Iterable[dict[str, Any]]) -> Iterator[str]:
-    """CSV text in chunks of about `CHUNK_CHARS` (the header comes with the first one)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
+    """CSV text: the header line first, on its own, then the rows in pieces of about
+    `CHUNK_CHARS`."""
+    yield ",".join([_quoted(name) for name in CSV_COLUMNS]) + "\r\n"
+    batch: list[str] = []
+    length = 0
     for log in logs:
-        writer.writerow(csv_row(log))
-        if buffer.tell() >= CHUNK_CHARS:
-            yield _drain(buffer)
-    if buffer.tell():
-        yield _drain(buffer)
+        line = csv_line(log)
+        batch.append(line)
+        length += len(line)
+        if length >= CHUNK_CHARS:
+            yield "".join(batch)
+            batch, length = [], 0
+    if batch:
+        yield "".join(batch)
 
 
 def ndjson_lines(logs: Iterable[dict[str, Any]]) -> Iterator[str]:
     for log in logs:
-        yield json.dumps(log, ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def _drain(buffer: io.StringIO) -> str:
-    text = buffer.getvalue()
-    buffer.seek(0)
-    buffer.truncate()
-    return text
+        yield _json(log) + "\n"
 
 
 def lines(fmt: str, logs: Iterable[dict[str, Any]]) -> Iterator[str]:
