@@ -25,27 +25,14 @@ from elasticsearch import Elasticsearch
 from elasticsearch.helpers import parallel_bulk
 
 from bench import b1_lookup
-from bench.common import (
-    KAFKA,
-    SEED,
-    Profiler,
-    RssSampler,
-    Service,
-    children,
-    create_topics,
-    delete_topics,
-    drop_indices,
-    es_count,
-    event_bytes,
-    free_port,
-    log,
-    logs_dir,
-    ratio,
-    unique,
-    utc_now,
-    worker_env,
-)
+from bench.apps import worker_env
+from bench.events import SEED, event_bytes, utc_now
+from bench.machine import RssSampler
+from bench.output import Profiler, log, logs_dir
+from bench.services import KAFKA, create_topics, delete_topics, drop_indices, es_count, unique
+from bench.stats import ratio
 from consumer.settings import Settings as WorkerSettings
+from deploy.local.processes import Service, children, free_port
 from schemas.demo import generate_events
 from schemas.document import stored_log
 from schemas.event import InvalidEvent, parse_event

@@ -19,7 +19,8 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from bench.common import ES_URL, drop_indices, log, unique
+from bench.output import log
+from bench.services import ES_URL, drop_indices, unique
 from consumer.indexer import Indexer, ensure_template
 from consumer.pipeline import IndexAction, RawRecord, process_batch
 from consumer.settings import Settings

@@ -19,7 +19,9 @@ from typing import Any
 
 import orjson
 
-from bench.common import SEED, event_bytes, log, ratio, utc_now
+from bench.events import SEED, event_bytes, utc_now
+from bench.output import log
+from bench.stats import ratio
 from consumer.pipeline import IndexAction, RawRecord, process_batch, tune_garbage_collector
 from consumer.settings import Settings as WorkerSettings
 from schemas.demo import generate_events

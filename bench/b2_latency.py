@@ -21,28 +21,13 @@ from typing import Any
 from confluent_kafka import Producer
 from elasticsearch import Elasticsearch
 
-from bench.common import (
-    KAFKA,
-    SEED,
-    ApiClient,
-    Service,
-    api_env,
-    api_path,
-    create_topics,
-    delete_topics,
-    drop_indices,
-    event_bytes,
-    free_port,
-    log,
-    logs_dir,
-    mint_token,
-    rfc3339,
-    summary_ms,
-    unique,
-    utc_now,
-    worker_env,
-)
+from bench.apps import ApiClient, api_env, api_path, mint_token, worker_env
+from bench.events import SEED, event_bytes, rfc3339, utc_now
+from bench.output import log, logs_dir
+from bench.services import KAFKA, create_topics, delete_topics, drop_indices, unique
+from bench.stats import summary_ms
 from consumer.settings import Settings as WorkerSettings
+from deploy.local.processes import Service, free_port
 from schemas.demo import generate_events
 
 WORKER_DEFAULTS = WorkerSettings()

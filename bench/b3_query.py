@@ -33,17 +33,11 @@ from elasticsearch import Elasticsearch
 from api.auth import Caller
 from api.cursor import Cursor
 from api.query import build_detail_query, build_list_query, filter_clauses, resolve_window
-from bench.common import (
-    ES_URL,
-    SEED,
-    ApiClient,
-    Profiler,
-    api_path,
-    log,
-    mint_token,
-    rfc3339,
-    summary_ms,
-)
+from bench.apps import ApiClient, api_path, mint_token
+from bench.events import SEED, rfc3339
+from bench.output import Profiler, log
+from bench.services import ES_URL
+from bench.stats import summary_ms
 from schemas.index_template import read_alias
 
 CLIENTS = 8
@@ -548,17 +542,11 @@ def run(
     profile: bool,
 ) -> dict[str, Any]:
     from bench import dataset
-    from bench.common import (
-        Service,
-        api_env,
-        children,
-        create_topics,
-        delete_topics,
-        free_port,
-        logs_dir,
-        unique,
-        utc_now,
-    )
+    from bench.apps import api_env
+    from bench.events import utc_now
+    from bench.output import logs_dir
+    from bench.services import create_topics, delete_topics, unique
+    from deploy.local.processes import Service, children, free_port
 
     prefix = dataset.dataset_prefix(n)
     alias = alias_of(prefix)

@@ -23,22 +23,13 @@ from api.auth import Caller
 from api.query import build_export_query
 from api.store import ElasticsearchStore
 from bench import dataset
-from bench.common import (
-    RssSampler,
-    Service,
-    api_env,
-    api_path,
-    children,
-    create_topics,
-    delete_topics,
-    free_port,
-    log,
-    logs_dir,
-    mint_token,
-    ratio,
-    rfc3339,
-    unique,
-)
+from bench.apps import api_env, api_path, mint_token
+from bench.events import rfc3339
+from bench.machine import RssSampler
+from bench.output import log, logs_dir
+from bench.services import create_topics, delete_topics, unique
+from bench.stats import ratio
+from deploy.local.processes import Service, children, free_port
 from schemas.index_template import read_alias
 
 FLAT_GROWTH_MB = 20  # RSS growth allowed between 25 % and 100 % of the rows

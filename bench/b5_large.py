@@ -18,7 +18,9 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from bench.b1_ingest import produce, run_worker
-from bench.common import create_topics, delete_topics, drop_indices, log, unique, utc_now
+from bench.events import utc_now
+from bench.output import log
+from bench.services import create_topics, delete_topics, drop_indices, unique
 from schemas.demo import generate_events
 from schemas.event import MAX_EVENT_BYTES
 

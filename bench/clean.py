@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 
-from bench.common import NAME_PREFIX, delete_topics, es_client, kafka_admin, log
+from bench.output import log
+from bench.services import NAME_PREFIX, delete_topics, es_client, kafka_admin
 
 
 def main(argv: list[str] | None = None) -> None:

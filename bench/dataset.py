@@ -27,7 +27,9 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
-from bench.common import SEED, drop_indices, es_count, log
+from bench.events import SEED
+from bench.output import log
+from bench.services import drop_indices, es_count
 from schemas.demo import generate_events
 from schemas.document import build_document, stored_log
 from schemas.index_template import TEMPLATE_VERSION, index_template, read_alias, template_name

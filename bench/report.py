@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, RESULTS, log, read_result
+from bench.output import REPO, RESULTS, log, read_result
 
 DOC = REPO / "docs" / "benchmarks.md"
 ANALYSIS = REPO / "bench" / "analysis.md"

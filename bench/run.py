@@ -18,7 +18,9 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import report
-from bench.common import environment, es_client, log, write_result
+from bench.machine import environment
+from bench.output import log, write_result
+from bench.services import es_client
 
 SIZES: dict[str, dict[str, Any]] = {
     "full": {
