@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from schemas.document import NAMESPACE, document_to_log_detail
 from schemas.log_shape import CSV_COLUMNS as LOG_CSV_COLUMNS
 
 #: Column names, from the contract (schemas.log_shape); `csv_row` fills them in this order.
@@ -88,6 +89,52 @@ def _values(log: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def _document_values(doc: dict[str, Any]) -> tuple[Any, ...]:
+    """`_values(document_to_log_detail(doc))` read straight from a stored document (its
+    `_source`), without building the LOG and its details: what a CSV export does per row.
+    tests/unit/test_api_export_lines.py checks the two give the same lines."""
+    event, audit = doc["event"], doc[NAMESPACE]
+    user = doc.get("user", _EMPTY)
+    organization = doc.get("organization") or _EMPTY
+    obj = audit.get("object") or _EMPTY
+    roles = user.get("roles") or _NO_ROLE
+    changes = audit.get("changes", _NONE)
+    metadata = audit.get("metadata", _EMPTY)
+    return (
+        event["id"],
+        doc["@timestamp"],
+        audit["partner_id"],
+        organization.get("id"),
+        organization.get("name"),
+        audit["category"].get("label"),
+        audit["activity"].get("code"),
+        audit["activity"].get("label"),
+        audit["actor"]["type"],
+        user.get("id"),
+        user.get("name"),
+        user.get("email"),
+        roles[0],
+        audit["source"]["channel"],
+        obj.get("type"),
+        obj.get("id"),
+        obj.get("name"),
+        event["outcome"],
+        event.get("reason"),
+        doc.get("message"),
+        doc.get("source", _EMPTY).get("ip"),
+        doc.get("user_agent", _EMPTY).get("original"),
+        doc.get("service", _EMPTY).get("name"),
+        doc.get("http", _EMPTY).get("request", _EMPTY).get("id"),
+        [{"field": c["field"], "old": c.get("old"), "new": c.get("new")} for c in changes] or None,
+        (metadata if metadata.__class__ is dict else dict(metadata)) or None,
+        event.get("ingested"),
+    )
+
+
+_NO_ROLE: list[Any] = [None]
+_NONE: tuple[Any, ...] = ()
+
+
 def csv_row(log: dict[str, Any]) -> list[str]:
     """Flatten a LOG-with-details into the CSV cells (in `CSV_COLUMNS` order)."""
     return [_cell(value) for value in _values(log)]
@@ -105,10 +152,19 @@ _FORMULA_AFTER_COMMA = re.compile("," + "[" + re.escape("".join(_FORMULA_PREFIXE
 
 def csv_line(log: dict[str, Any]) -> str:
     """One CSV line (ending in CRLF) of a LOG-with-details: exactly what `csv.writer`
-    (minimal quoting) writes for `csv_row(log)`, without its per-cell calls: the text cells
-    are joined once and checked on the joined line; only a row with a cell to neutralise or
-    a value that is not text takes the cell-by-cell way."""
-    values = _values(log)
+    (minimal quoting) writes for `csv_row(log)`."""
+    return _line(_values(log))
+
+
+def document_csv_line(document: dict[str, Any]) -> str:
+    """`csv_line(document_to_log_detail(document))`, straight from the stored document."""
+    return _line(_document_values(document))
+
+
+def _line(values: tuple[Any, ...]) -> str:
+    """The CSV line of the raw `values` of a row, without `csv.writer`'s per-cell calls: the
+    text cells are joined once and checked on the joined line; only a row with a cell to
+    neutralise or a value that is not text takes the cell-by-cell way."""
     cells = [value if value is not None else "" for value in (*values[:_CHANGES], values[-1])]
     try:
         plain = ",".join(cells)  # a value that is neither text nor None makes this fail
@@ -147,11 +203,14 @@ def _careful_line(values: tuple[Any, ...]) -> str:
 def csv_lines(logs: Iterable[dict[str, Any]]) -> Iterator[str]:
     """CSV text: the header line first, on its own, then the rows in pieces of about
     `CHUNK_CHARS`."""
+    return _csv_text(map(csv_line, logs))
+
+
+def _csv_text(rows: Iterable[str]) -> Iterator[str]:
     yield ",".join([_quoted(name) for name in CSV_COLUMNS]) + "\r\n"
     batch: list[str] = []
     length = 0
-    for log in logs:
-        line = csv_line(log)
+    for line in rows:
         batch.append(line)
         length += len(line)
         if length >= CHUNK_CHARS:
@@ -167,7 +226,16 @@ def ndjson_lines(logs: Iterable[dict[str, Any]]) -> Iterator[str]:
 
 
 def lines(fmt: str, logs: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """The export's text, from LOGs with details."""
     return csv_lines(logs) if fmt == "csv" else ndjson_lines(logs)
+
+
+def document_lines(fmt: str, documents: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """`lines(fmt, map(document_to_log_detail, documents))`, the CSV made straight from the
+    stored documents."""
+    if fmt == "csv":
+        return _csv_text(map(document_csv_line, documents))
+    return ndjson_lines(map(document_to_log_detail, documents))
 
 
 def chunked(pieces: Iterable[str], size: int = 64 * 1024) -> Iterator[bytes]:

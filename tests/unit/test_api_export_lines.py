@@ -11,7 +11,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from api.export import CSV_COLUMNS, _quoted, csv_lines, csv_row, ndjson_lines
+from api.export import CSV_COLUMNS, _quoted, csv_lines, csv_row, document_lines, lines, ndjson_lines
 from schemas.demo import generate_events
 from schemas.document import build_document, document_to_log_detail
 from schemas.event import validate_event
@@ -28,9 +28,13 @@ def written(rows: list[list[str]]) -> str:
     return buffer.getvalue()
 
 
-def details() -> list[dict[str, Any]]:
+def documents() -> list[dict[str, Any]]:
     events = generate_events(400, seed=5, now=NOW, days=3)
-    return [document_to_log_detail(build_document(validate_event(e, now=NOW), NOW)) for e in events]
+    return [build_document(validate_event(e, now=NOW), NOW) for e in events]
+
+
+def details() -> list[dict[str, Any]]:
+    return [document_to_log_detail(document) for document in documents()]
 
 
 def awkward_text(rng: random.Random) -> str:
@@ -87,3 +91,44 @@ def test_ndjson_lines_are_compact_json_of_each_log() -> None:
         json.dumps(log, ensure_ascii=False, separators=(",", ":")) + "\n" for log in logs
     )
     assert "".join(ndjson_lines(logs)) == expected
+
+
+def awkward_document(document: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    """A stored document with one part missing, odd or awkward to write as CSV."""
+    document = json.loads(json.dumps(document))
+    audit = document["audit"]
+    choice = rng.randrange(10)
+    if choice == 0:
+        document["message"] = awkward_text(rng)
+    elif choice == 1:
+        document["user_agent"] = {"original": awkward_text(rng)}
+    elif choice == 2:
+        document["event"]["id"] = awkward_text(rng)
+    elif choice == 3:
+        for part in ("organization", "user", "source", "user_agent", "service", "http"):
+            if rng.random() < 0.5:
+                document.pop(part, None)
+        audit.pop("object", None)
+    elif choice == 4:
+        audit["metadata"] = {"big": 123456789012345678901234567890, "x": awkward_text(rng)}
+    elif choice == 5:
+        audit["changes"] = [{"new": [1, 2], "extra": 1, "field": awkward_text(rng)}, {"field": "f"}]
+    elif choice == 6:
+        audit["changes"], audit["metadata"] = [], {}
+    elif choice == 7:
+        document["user"] = {"roles": [], "name": awkward_text(rng)}
+    elif choice == 8:
+        document["organization"], audit["object"] = {}, {"type": awkward_text(rng)}
+    else:
+        document["event"]["reason"] = rng.choice([0, 1.5, False, awkward_text(rng)])
+    return document
+
+
+def test_rows_straight_from_the_documents_are_the_rows_of_their_details() -> None:
+    stored = documents()
+    rng = random.Random(11)
+    stored += [awkward_document(rng.choice(stored), rng) for _ in range(3000)]
+    for fmt in ("csv", "ndjson"):
+        expected = "".join(lines(fmt, (document_to_log_detail(d) for d in stored)))
+        assert "".join(document_lines(fmt, stored)) == expected
+    assert "".join(document_lines("csv", [])) == written([])
