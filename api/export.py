@@ -89,50 +89,60 @@ def _values(log: dict[str, Any]) -> tuple[Any, ...]:
     )
 
 
-def _document_values(doc: dict[str, Any]) -> tuple[Any, ...]:
-    """`_values(document_to_log_detail(doc))` read straight from a stored document (its
+def _document_parts(doc: dict[str, Any]) -> tuple[tuple[Any, ...], Any, Any]:
+    """`_parts(document_to_log_detail(doc))` read straight from a stored document (its
     `_source`), without building the LOG and its details: what a CSV export does per row.
+    An absent value is "" here (None there): the same empty cell.
     tests/unit/test_api_export_lines.py checks the two give the same lines."""
     event, audit = doc["event"], doc[NAMESPACE]
     user = doc.get("user", _EMPTY)
     organization = doc.get("organization") or _EMPTY
     obj = audit.get("object") or _EMPTY
-    roles = user.get("roles") or _NO_ROLE
     changes = audit.get("changes", _NONE)
     metadata = audit.get("metadata", _EMPTY)
-    return (
+    texts = (
         event["id"],
         doc["@timestamp"],
         audit["partner_id"],
-        organization.get("id"),
-        organization.get("name"),
-        audit["category"].get("label"),
-        audit["activity"].get("code"),
-        audit["activity"].get("label"),
+        organization.get("id", ""),
+        organization.get("name", ""),
+        audit["category"].get("label", ""),
+        audit["activity"].get("code", ""),
+        audit["activity"].get("label", ""),
         audit["actor"]["type"],
-        user.get("id"),
-        user.get("name"),
-        user.get("email"),
-        roles[0],
+        user.get("id", ""),
+        user.get("name", ""),
+        user.get("email", ""),
+        (user.get("roles") or _NO_ROLE)[0],
         audit["source"]["channel"],
-        obj.get("type"),
-        obj.get("id"),
-        obj.get("name"),
+        obj.get("type", ""),
+        obj.get("id", ""),
+        obj.get("name", ""),
         event["outcome"],
-        event.get("reason"),
-        doc.get("message"),
-        doc.get("source", _EMPTY).get("ip"),
-        doc.get("user_agent", _EMPTY).get("original"),
-        doc.get("service", _EMPTY).get("name"),
-        doc.get("http", _EMPTY).get("request", _EMPTY).get("id"),
+        event.get("reason", ""),
+        doc.get("message", ""),
+        doc.get("source", _EMPTY).get("ip", ""),
+        doc.get("user_agent", _EMPTY).get("original", ""),
+        doc.get("service", _EMPTY).get("name", ""),
+        doc.get("http", _EMPTY).get("request", _EMPTY).get("id", ""),
+        event.get("ingested", ""),
+    )
+    return (
+        texts,
         [{"field": c["field"], "old": c.get("old"), "new": c.get("new")} for c in changes] or None,
         (metadata if metadata.__class__ is dict else dict(metadata)) or None,
-        event.get("ingested"),
     )
 
 
-_NO_ROLE: list[Any] = [None]
+_NO_ROLE: list[Any] = [""]
 _NONE: tuple[Any, ...] = ()
+
+
+def _parts(log: dict[str, Any]) -> tuple[tuple[Any, ...], Any, Any]:
+    """The values of a LOG-with-details as `_line` takes them: the text columns (all but
+    the JSON ones, in order), then changes and metadata."""
+    values = _values(log)
+    return (*values[:_CHANGES], values[-1]), values[_CHANGES], values[_METADATA]
 
 
 def csv_row(log: dict[str, Any]) -> list[str]:
@@ -153,50 +163,57 @@ _FORMULA_AFTER_COMMA = re.compile("," + "[" + re.escape("".join(_FORMULA_PREFIXE
 def csv_line(log: dict[str, Any]) -> str:
     """One CSV line (ending in CRLF) of a LOG-with-details: exactly what `csv.writer`
     (minimal quoting) writes for `csv_row(log)`."""
-    return _line(_values(log))
+    return _line(*_parts(log))
 
 
 def document_csv_line(document: dict[str, Any]) -> str:
     """`csv_line(document_to_log_detail(document))`, straight from the stored document."""
-    return _line(_document_values(document))
+    return _line(*_document_parts(document))
 
 
-def _line(values: tuple[Any, ...]) -> str:
-    """The CSV line of the raw `values` of a row, without `csv.writer`'s per-cell calls: the
-    text cells are joined once and checked on the joined line; only a row with a cell to
+def _line(texts: tuple[Any, ...], changes: Any, metadata: Any) -> str:
+    """The CSV line of a row's raw values, without `csv.writer`'s per-cell calls: the text
+    cells are joined once and checked on the joined line; only a row with a cell to
     neutralise or a value that is not text takes the cell-by-cell way."""
-    cells = [value if value is not None else "" for value in (*values[:_CHANGES], values[-1])]
     try:
-        plain = ",".join(cells)  # a value that is neither text nor None makes this fail
-    except TypeError:
-        return _careful_line(values)
+        plain = ",".join(texts)
+    except TypeError:  # None (an empty cell), or a value that is not text: careful then
+        try:
+            plain = ",".join([text if text is not None else "" for text in texts])
+        except TypeError:
+            return _careful_line(texts, changes, metadata)
     if plain[:1] in _FORMULA_PREFIXES or _FORMULA_AFTER_COMMA.search(plain) is not None:
-        return _careful_line(values)  # (or a comma inside a cell followed by one of them)
-    changes, metadata = values[_CHANGES], values[_METADATA]
+        return _careful_line(texts, changes, metadata)  # (or a comma inside a cell before one)
     if (changes is not None and changes.__class__ is not list) or (
         metadata is not None and metadata.__class__ is not dict
     ):
-        return _careful_line(values)
+        return _careful_line(texts, changes, metadata)
     json_cells = (
         _quoted(_json(changes)) if changes else "",
         _quoted(_json(metadata)) if metadata else "",
     )
-    if plain.count(",") == len(cells) - 1 and not ('"' in plain or "\n" in plain or "\r" in plain):
+    others = '"' in plain or "\n" in plain or "\r" in plain
+    if not others and plain.count(",") == len(texts) - 1:  # no cell to quote
         cut = plain.rfind(",")  # before the last text cell, `ingested_at`: the JSON cells go there
         return f"{plain[:cut]},{json_cells[0]},{json_cells[1]}{plain[cut:]}\r\n"
-    quoted = [_quoted(cell) for cell in cells]
+    cells = [text if text is not None else "" for text in texts]
+    if others:
+        quoted = [_quoted(cell) for cell in cells]
+    else:  # only commas to quote (a user agent's, say): no quote character to double
+        quoted = [f'"{cell}"' if "," in cell else cell for cell in cells]
     return ",".join([*quoted[:-1], *json_cells, quoted[-1]]) + "\r\n"
 
 
 def _quoted(cell: str) -> str:
-    """`cell` as `csv.writer` writes it with minimal quoting (tests/unit/test_api_export.py
+    """`cell` as `csv.writer` writes it with minimal quoting (tests/unit/test_api_export_lines.py
     compares the two)."""
     if '"' in cell or "," in cell or "\n" in cell or "\r" in cell:
         return '"' + cell.replace('"', '""') + '"'
     return cell
 
 
-def _careful_line(values: tuple[Any, ...]) -> str:
+def _careful_line(texts: tuple[Any, ...], changes: Any, metadata: Any) -> str:
+    values = (*texts[:-1], changes, metadata, texts[-1])
     return ",".join([_quoted(_cell(value)) for value in values]) + "\r\n"
 
 
