@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import shutil
 import sys
@@ -48,19 +47,6 @@ def _share_metrics_between_workers(settings: Settings) -> tuple[Settings, str | 
     return dataclasses.replace(settings, metrics_dir=directory), directory
 
 
-def tune_garbage_collector(_worker: Any = None) -> None:
-    """Collect less often, and never trace what start-up made (the app, its modules).
-
-    Run in each gunicorn worker once the app is loaded. Decoding an export page makes
-    ~60,000 containers, nearly all freed by reference counting; CPython's default (a young
-    collection every 700 allocations, each also visiting what survived, the loaded app
-    included) made decoding a page 2.5x as slow (B4). The worker does the same
-    (`consumer.pipeline.tune_garbage_collector`); B4's bare-scan baseline runs with it too.
-    """
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 10)
-
-
 def _worker_exited(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
@@ -87,7 +73,6 @@ def main(argv: Sequence[str] | None = None) -> None:
             for key, value in gunicorn_options(settings).items():
                 self.cfg.set(key, value)
             self.cfg.set("child_exit", _worker_exited)
-            self.cfg.set("post_worker_init", tune_garbage_collector)
             if metrics_dir:
                 self.cfg.set("on_exit", lambda _server: shutil.rmtree(metrics_dir, True))
 

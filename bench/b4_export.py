@@ -7,28 +7,23 @@ rows received so far, so memory can be read against progress (flat = streaming).
 Baseline in the same run: the same query through the product's own store scan
 (``api.store.ElasticsearchStore.scan``: point in time + ``search_after``, 1,000 a page)
 straight from Elasticsearch, without Flask, conversion or CSV: what reading those logs
-costs at all (with the garbage collector set as in the API's workers). The two run
-alternately, ROUNDS times (the API export, then the scan right after it), and the result
-is the round with the median ratio, each round kept: on a shared 2-core machine one pair
-can land in a busy minute. Memory is read on the first export (a
+costs at all. The two run alternately, ROUNDS times (the API export, then the scan right
+after it), and the result is the round with the median ratio, each round kept: on a shared
+2-core machine one pair can land in a busy minute. Memory is read on the first export (a
 fresh process), and the peak of each round shows whether anything stays between exports.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import http.client
 import os
 import time
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 from elasticsearch import Elasticsearch
 
 from api.auth import Caller
-from api.main import tune_garbage_collector
 from api.query import build_export_query
 from api.store import ElasticsearchStore
 from bench import dataset
@@ -148,10 +143,9 @@ def run(es: Elasticsearch, b3_n: int, target: int) -> dict[str, Any]:
                 f"({rows_per_s:,.0f} rows/s)"
             )
             # The same logs through the store alone, right after (the API sits idle).
-            with collector_as_in_the_api():
-                started = time.perf_counter()
-                scanned = sum(1 for _ in store.scan(body))
-                scan_seconds = time.perf_counter() - started
+            started = time.perf_counter()
+            scanned = sum(1 for _ in store.scan(body))
+            scan_seconds = time.perf_counter() - started
             scan_rate = scanned / scan_seconds
             log(
                 f"B4 round {number}: direct scan {scanned:,} logs in {scan_seconds:.1f}s "
@@ -221,20 +215,6 @@ def run(es: Elasticsearch, b3_n: int, target: int) -> dict[str, Any]:
             },
         },
     }
-
-
-@contextlib.contextmanager
-def collector_as_in_the_api() -> Iterator[None]:
-    """This process's garbage collector set as in the API's workers
-    (`api.main.tune_garbage_collector`) for the baseline's scan, and restored after it: the
-    scan decodes the same pages, so it pays the same collector costs as the API."""
-    threshold = gc.get_threshold()
-    tune_garbage_collector()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-        gc.set_threshold(*threshold)
 
 
 def rate_by_quarter(
