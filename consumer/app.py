@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import shutil
-import ssl
 import tempfile
 from typing import cast
 
@@ -30,16 +29,16 @@ from schemas.integrity import load_private_key
 
 
 def kafka_credentials(settings: Settings) -> faust.types.auth.CredentialsT | None:
-    protocol = settings.kafka_security_protocol or "PLAINTEXT"
-    context: ssl.SSLContext | None = None
-    if protocol in {"SSL", "SASL_SSL"}:
-        context = ssl.create_default_context(cafile=settings.kafka_ssl_ca_location)
-    if protocol.startswith("SASL"):
+    """Faust's credentials from the `KAFKA_*` options; the TLS context is the one
+    `schemas.config` makes for every aiokafka client (a bad CA file is one ConfigError)."""
+    options = settings.kafka
+    context = options.ssl_context()
+    if options.uses_sasl:
         return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=settings.kafka_sasl_password,
+            username=options.sasl_username,
+            password=options.sasl_password,
             ssl_context=context,
-            mechanism=settings.kafka_sasl_mechanism or "PLAIN",
+            mechanism=options.mechanism,
         )
     if context is not None:
         return faust.SSLCredentials(context)

@@ -218,3 +218,34 @@ def test_containers_may_bind_every_interface() -> None:
     app = create_app(settings, ingest=ingest(FakeIndexer(), FakeDlq()))
 
     assert (app.conf.web_bind, str(app.conf.datadir)) == ("0.0.0.0", "/var/lib/audit-worker")
+
+
+def test_kafka_credentials_follow_the_shared_kafka_options(tmp_path: Path) -> None:
+    import faust
+
+    from consumer.app import kafka_credentials
+
+    assert kafka_credentials(Settings()) is None
+    sasl = kafka_credentials(
+        Settings(
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_username="worker",
+            kafka_sasl_password="s3cret",
+        )
+    )
+    assert isinstance(sasl, faust.SASLCredentials)
+    assert (sasl.username, sasl.mechanism.value, sasl.ssl_context) == ("worker", "PLAIN", None)
+    assert isinstance(
+        kafka_credentials(Settings(kafka_security_protocol="SSL")), faust.SSLCredentials
+    )
+
+
+def test_a_bad_kafka_ca_file_is_one_config_error(tmp_path: Path) -> None:
+    from consumer.app import kafka_credentials
+    from schemas.config import ConfigError
+
+    missing = tmp_path / "missing-ca.pem"
+    with pytest.raises(ConfigError, match=r"^KAFKA_SSL_CA_LOCATION='.*missing-ca.pem': "):
+        kafka_credentials(
+            Settings(kafka_security_protocol="SSL", kafka_ssl_ca_location=str(missing))
+        )
