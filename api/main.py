@@ -47,6 +47,22 @@ def _share_metrics_between_workers(settings: Settings) -> tuple[Settings, str | 
     return dataclasses.replace(settings, metrics_dir=directory), directory
 
 
+#: How long a thread may hold the GIL while another waits for it (CPython's default: 5 ms).
+GIL_SWITCH_INTERVAL_S = 0.001
+
+
+def shorten_gil_switch_interval(_worker: Any = None) -> None:
+    """Let a thread that has I/O to finish take the GIL within 1 ms rather than 5.
+
+    Run in each gunicorn worker. An export's prefetch thread (`api.store`) reads and decodes
+    page n+1 while the request thread writes page n as CSV; with the default interval the
+    prefetch thread, woken by each piece of Elasticsearch's reply, waited up to 5 ms for the
+    CPU-bound writer, so the two hardly overlapped: B4's in-process rows/s against the bare
+    scan went from 0.85-0.93 to 0.96-0.98 (2 cores). B4's baseline scan runs with it too.
+    """
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+
+
 def _worker_exited(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
@@ -73,6 +89,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             for key, value in gunicorn_options(settings).items():
                 self.cfg.set(key, value)
             self.cfg.set("child_exit", _worker_exited)
+            self.cfg.set("post_worker_init", shorten_gil_switch_interval)
             if metrics_dir:
                 self.cfg.set("on_exit", lambda _server: shutil.rmtree(metrics_dir, True))
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from api.main import gunicorn_options, main
-from api.settings import Settings
+from api.settings import METRICS_DIR_ENV, Settings
 
 
 def test_production_without_a_key_exits_with_one_readable_line(
@@ -35,3 +37,33 @@ def test_bind_and_workers_can_be_overridden() -> None:
         )
     )
     assert (options["bind"], options["workers"]) == ("0.0.0.0:80", 4)
+
+
+def test_each_worker_shortens_the_gil_switch_interval(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """B4: the export's prefetch thread must not wait 5 ms for the GIL at each reply piece."""
+    import sys
+
+    from gunicorn.app.base import BaseApplication
+
+    from api.main import GIL_SWITCH_INTERVAL_S
+
+    hooks: dict[str, object] = {}
+
+    def run(server: BaseApplication) -> None:  # in place of forking workers
+        hooks["post_worker_init"] = server.cfg.post_worker_init
+
+    monkeypatch.setattr(BaseApplication, "run", run)
+    monkeypatch.setenv("AUDIT_ENV", "development")
+    monkeypatch.setenv(METRICS_DIR_ENV, str(tmp_path))  # else main() sets it for good
+    main()
+    interval = sys.getswitchinterval()
+    try:
+        hook = hooks["post_worker_init"]
+        assert callable(hook)
+        hook(object())  # gunicorn passes the worker
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL_S)
+        assert GIL_SWITCH_INTERVAL_S < 0.005  # shorter than CPython's default
+    finally:
+        sys.setswitchinterval(interval)
