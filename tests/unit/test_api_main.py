@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
+from gunicorn.app.base import BaseApplication
 
-from api.main import gunicorn_options, main
+from api.main import GIL_SWITCH_INTERVAL_S, gunicorn_options, main
 from api.settings import METRICS_DIR_ENV, Settings
 
 
@@ -43,12 +45,6 @@ def test_each_worker_shortens_the_gil_switch_interval(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """B4: the export's prefetch thread must not wait 5 ms for the GIL at each reply piece."""
-    import sys
-
-    from gunicorn.app.base import BaseApplication
-
-    from api.main import GIL_SWITCH_INTERVAL_S
-
     hooks: dict[str, object] = {}
 
     def run(server: BaseApplication) -> None:  # in place of forking workers

@@ -11,16 +11,18 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import faust
 import pytest
 from aiokafka.structs import TopicPartition
 
-from consumer.app import create_app
+from consumer.app import create_app, kafka_credentials
 from consumer.backoff import Backoff
 from consumer.indexer import BulkOutcome
 from consumer.ingest import Ingest
 from consumer.offsets import OffsetCommitter
 from consumer.pipeline import DeadLetter, IndexAction, RawRecord
 from consumer.settings import Settings
+from schemas.config import ConfigError
 from schemas.dead_letter import REASON_INDEX_REJECTED
 
 VALID = json.dumps(
@@ -220,11 +222,7 @@ def test_containers_may_bind_every_interface() -> None:
     assert (app.conf.web_bind, str(app.conf.datadir)) == ("0.0.0.0", "/var/lib/audit-worker")
 
 
-def test_kafka_credentials_follow_the_shared_kafka_options(tmp_path: Path) -> None:
-    import faust
-
-    from consumer.app import kafka_credentials
-
+def test_kafka_credentials_follow_the_shared_kafka_options() -> None:
     assert kafka_credentials(Settings()) is None
     sasl = kafka_credentials(
         Settings(
@@ -241,9 +239,6 @@ def test_kafka_credentials_follow_the_shared_kafka_options(tmp_path: Path) -> No
 
 
 def test_a_bad_kafka_ca_file_is_one_config_error(tmp_path: Path) -> None:
-    from consumer.app import kafka_credentials
-    from schemas.config import ConfigError
-
     missing = tmp_path / "missing-ca.pem"
     with pytest.raises(ConfigError, match=r"^KAFKA_SSL_CA_LOCATION='.*missing-ca.pem': "):
         kafka_credentials(
