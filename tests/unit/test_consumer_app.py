@@ -236,6 +236,17 @@ def test_kafka_credentials_follow_the_shared_kafka_options() -> None:
     assert isinstance(
         kafka_credentials(Settings(kafka_security_protocol="SSL")), faust.SSLCredentials
     )
+    scram_tls = kafka_credentials(
+        Settings(
+            kafka_security_protocol="SASL_SSL",
+            kafka_sasl_mechanism="SCRAM-SHA-512",
+            kafka_sasl_username="worker",
+            kafka_sasl_password="s3cret",
+        )
+    )
+    assert isinstance(scram_tls, faust.SASLCredentials)
+    assert scram_tls.mechanism.value == "SCRAM-SHA-512"
+    assert scram_tls.ssl_context is not None  # SASL over TLS keeps the TLS context
 
 
 def test_a_bad_kafka_ca_file_is_one_config_error(tmp_path: Path) -> None:
