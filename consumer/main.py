@@ -18,6 +18,7 @@ from consumer.pipeline import tune_garbage_collector
 from consumer.processes import run_processes
 from consumer.settings import Settings, SettingsError, load_settings, require_signing_key
 from consumer.topics import TopicsMissing, check_topics
+from schemas import speedups
 
 log = logging.getLogger("consumer")
 
@@ -63,6 +64,8 @@ def main() -> None:
             "group_id": settings.group_id,
             "index_prefix": settings.index_prefix,
             "port": settings.worker_port,
+            # Without them (a build with no C compiler) the same work is done, slower.
+            "compiled_helpers": speedups.compiled is not None,
         },
     )
     wait_for_kafka(settings)

@@ -148,6 +148,13 @@ def canonical_ip(text: str) -> str:
     """An IPv4 or IPv6 address in its canonical text; ValueError if it is none."""
     if _CANONICAL_IPV4.fullmatch(text):
         return text  # already what str(ip_address(text)) gives, at a fraction of its cost
+    return _canonical_address(text)
+
+
+@lru_cache(maxsize=4096)
+def _canonical_address(text: str) -> str:
+    """`canonical_ip` of any other text: remembered (an event stream's IPv6 addresses recur,
+    and `ipaddress` costs ~20 us for each); a refusal raises and so is never remembered."""
     address = ipaddress.ip_address(text)
     # A zone id (fe80::1%eth0) is valid for Python but rejected by Elasticsearch.
     if getattr(address, "scope_id", None):

@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any
 
 from schemas.fields import SEARCH_GRAMS, SEARCH_PREFIXES
+from schemas.speedups import compiled
 
 GRAMS_FIELD = SEARCH_GRAMS
 PREFIXES_FIELD = SEARCH_PREFIXES
@@ -44,9 +46,13 @@ _PLAIN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
 _WORD_START_PREFIX = re.compile(r"(?<![^\W_])[^\W_].?", re.DOTALL)
 
 
+#: Case folding used on both sides (index and query), so they cannot disagree.
+_FOLD: Callable[[str], str] = str.lower
+
+
 def fold(text: str) -> str:
     """Case folding used on both sides (index and query), so they cannot disagree."""
-    return text.lower()
+    return _FOLD(text)
 
 
 def encode_gram(gram: str) -> str:
@@ -100,6 +106,15 @@ def word_prefixes(chunk: str) -> set[str]:
 PieceTokens = tuple[str | None, frozenset[str]]
 
 
+def piece_tokens(piece: str) -> PieceTokens:
+    """A folded piece's tokens (space-joined grams, or None under 3 characters; word-start
+    prefixes). The compiled `piece_tokens` of `schemas._speedups` computes the same."""
+    return (
+        " ".join(gram_tokens(piece)) if len(piece) >= GRAM else None,
+        frozenset(word_prefixes(piece)),
+    )
+
+
 class PieceCache:
     """A piece's search tokens, kept for pieces that recur.
 
@@ -115,7 +130,9 @@ class PieceCache:
         # the holes its earlier deletions left).
         self._tokens: OrderedDict[str, PieceTokens] = OrderedDict()
         self._seen_once: OrderedDict[str, None] = OrderedDict()
-        #: The lookup of a kept piece, bound once (the hot path calls it ~14 times an event).
+        #: The kept pieces (the compiled loop reads the table itself).
+        self.kept_table: dict[str, PieceTokens] = self._tokens
+        #: The lookup of a kept piece, bound once.
         self.kept = self._tokens.get
 
     def tokens(self, piece: str) -> PieceTokens:
@@ -124,11 +141,8 @@ class PieceCache:
 
     def make(self, piece: str) -> PieceTokens:
         """The tokens of a piece that is not kept (yet): computed, and kept if seen before."""
-        made = (
-            " ".join(gram_tokens(piece)) if len(piece) >= GRAM else None,
-            frozenset(word_prefixes(piece)),
-        )
-        if piece in self._seen_once:
+        made = _piece_tokens(piece)
+        if piece in self._seen_once:  # its second sighting: kept from now on
             del self._seen_once[piece]
             self._admit(self._tokens, piece, made)
         else:
@@ -148,25 +162,52 @@ def search_representation(values: Iterable[str | None]) -> dict[str, list[str]]:
     """The ``audit.search`` object of a document whose searchable values are ``values``:
     one grams element per distinct piece (first-seen order), the word-start prefixes sorted.
 
-    One pass over the values, with no intermediate list of pieces: this runs for every
-    event, about 14 pieces each, nearly all of them found in the cache.
+    This runs for every event, about 14 pieces each, nearly all of them found in the cache;
+    the loop is compiled when `schemas._speedups` is built (`representation` below is its
+    pure-Python copy, the definition).
     """
+    grams, prefixes = _representation(
+        values, MAX_SEARCH_CHARS, _FOLD, _PIECES.kept_table, _PIECES.make
+    )
+    return {"grams": grams, "prefixes": sorted(prefixes)}
+
+
+def representation(
+    values: Iterable[str | None],
+    max_chars: int,
+    folded: Callable[[str], str],
+    kept: dict[str, PieceTokens],
+    make: Callable[[str], PieceTokens],
+) -> tuple[list[str], set[str]]:
+    """(grams of each distinct piece in first-seen order, the union of their prefixes): a
+    piece is each white-space separated part of ``folded(value[:max_chars])``; its tokens
+    are ``kept[piece]``, or else ``make(piece)``."""
     grams: list[str] = []
     prefixes: set[str] = set()
     seen: set[str] = set()
-    kept, make = _PIECES.kept, _PIECES.make
+    lookup = kept.get
     for value in values:
         if not value:
             continue
-        for piece in fold(value[:MAX_SEARCH_CHARS]).split():
+        for piece in folded(value[:max_chars]).split():
             if piece in seen:
                 continue
             seen.add(piece)
-            piece_grams, piece_prefixes = kept(piece) or make(piece)
+            piece_grams, piece_prefixes = lookup(piece) or make(piece)
             if piece_grams is not None:
                 grams.append(piece_grams)
             prefixes |= piece_prefixes
-    return {"grams": grams, "prefixes": sorted(prefixes)}
+    return grams, prefixes
+
+
+#: The implementations in use: compiled when the extension was built (a build without a C
+#: compiler leaves it out, and the pure-Python copies do the same work, slower).
+if compiled is not None:
+    _piece_tokens: Callable[[str], PieceTokens] = partial(compiled.piece_tokens, _GRAM_CODES)
+    _representation: Callable[..., tuple[list[str], set[str]]] = compiled.representation
+else:
+    _piece_tokens = piece_tokens
+    _representation = representation
 
 
 def term_query(term: str) -> dict[str, Any]:
