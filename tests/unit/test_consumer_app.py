@@ -15,7 +15,7 @@ import faust
 import pytest
 from aiokafka.structs import TopicPartition
 
-from consumer.app import create_app, kafka_credentials
+from consumer.app import TablelessManager, create_app, kafka_credentials
 from consumer.backoff import Backoff
 from consumer.indexer import BulkOutcome
 from consumer.ingest import Ingest
@@ -196,6 +196,33 @@ def test_app_subscribes_without_faust_acks() -> None:
     assert agent.concurrency == 1
     assert app.conf.id == "g-unit"
     assert app.conf.consumer_auto_offset_reset == "earliest"
+
+
+def test_the_table_manager_starts_without_faust_pause(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Faust's TableManager sleeps 1 s before the conductor may subscribe; ours does not."""
+    app = create_app(Settings(), ingest=ingest(FakeIndexer(), FakeDlq()))
+    manager = app.tables
+    assert isinstance(manager, TablelessManager)
+    ran: list[str] = []
+    slept: list[float] = []
+
+    async def update_channels() -> None:
+        ran.append("update_channels")
+
+    async def start_recovery() -> None:
+        ran.append("recovery.start")
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    monkeypatch.setattr(manager, "_update_channels", update_channels)
+    monkeypatch.setattr(manager.recovery, "start", start_recovery)
+    monkeypatch.setattr(manager, "sleep", sleep)
+
+    asyncio.run(manager.on_start())
+
+    assert ran == ["update_channels", "recovery.start"]
+    assert slept == []
 
 
 @pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
