@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from schemas.dead_letter import REASON_NORMALIZATION_FAILED
 from schemas.document import NAMESPACE, serialized_log
 from schemas.event import InvalidEvent
@@ -48,15 +50,12 @@ class IndexAction:
     #: (None: not computed; the digests then hash the document themselves).
     leaf: str | None = None
 
-    def to_bulk(self, *, serialized: bool = False) -> dict[str, Any]:
-        """The bulk helper's action; `serialized`: with the JSON bytes made by the core."""
+    def bulk_lines(self) -> bytes:
+        """The action's two lines of a bulk request body: the `create` and its source (the
+        bytes the core serialized, sent as they are)."""
         # op_type=create + a deterministic _id: a redelivered event is a 409, never a copy.
-        return {
-            "_op_type": "create",
-            "_index": self.index,
-            "_id": self.doc_id,
-            "_source": self.source if serialized and self.source else self.document,
-        }
+        header = orjson.dumps({"create": {"_index": self.index, "_id": self.doc_id}})
+        return b"".join((header, b"\n", self.source or orjson.dumps(self.document), b"\n"))
 
 
 @dataclass(frozen=True)

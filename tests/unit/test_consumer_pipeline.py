@@ -55,11 +55,12 @@ def test_valid_event_becomes_a_create_keyed_by_partner_and_event_id() -> None:
     outcome = process_record(record(encoded()), PREFIX, NOW)
 
     assert isinstance(outcome, IndexAction)
-    bulk = outcome.to_bulk()
-    assert bulk["_op_type"] == "create"
+    header_line, source_line = outcome.bulk_lines().splitlines()
+    (op_type, bulk), source = json.loads(header_line).popitem(), json.loads(source_line)
+    assert op_type == "create"
     assert bulk["_id"] == document_id("p-100", "3f0c9a52-6a5e-4f8e-9d7e-1c2b3a4d5e6f")
     assert bulk["_index"] == "audit-test-2026.11"
-    assert bulk["_source"]["event"]["id"] == "3f0c9a52-6a5e-4f8e-9d7e-1c2b3a4d5e6f"
+    assert source["event"]["id"] == "3f0c9a52-6a5e-4f8e-9d7e-1c2b3a4d5e6f"
     assert outcome.record.offset == 7
 
 
