@@ -34,10 +34,12 @@ class Settings(KafkaFields, ElasticsearchFields):
     topics: tuple[str, ...] = (DEFAULT_EVENTS_TOPIC,)
     dlq_topic: str = DEFAULT_DLQ_TOPIC
     group_id: str = "audit-worker"
-    batch_size: int = 500
+    #: 1,000, not 500: fewer, larger bulk requests cost Elasticsearch less per event (B1,
+    #: 100,000 events, 2 cores: 3,911 / 3,951 -> 4,129 / 4,346 events/s; 2,000: 4,303).
+    batch_size: int = 1000
     # Short: at low rates the window is pure latency (B2); at high rates batches fill first.
     batch_window_seconds: float = 0.2
-    #: A batch also closes at this many bytes of record values: 500 large events must not
+    #: A batch also closes at this many bytes of record values: 1,000 large events must not
     #: be normalized (and held) at once. One record larger than this is a batch of its own.
     batch_max_bytes: int = 8 * 1024 * 1024
     #: Records Faust may hold ahead of the batch in hand (its `stream_buffer_maxsize`).

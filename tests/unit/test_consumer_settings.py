@@ -18,7 +18,7 @@ def test_defaults_match_the_architecture_table() -> None:
     assert settings.topics == ("audit.events",)
     assert settings.dlq_topic == "audit.events.dlq"
     assert settings.group_id == "audit-worker"
-    assert (settings.batch_size, settings.batch_window_seconds) == (500, 0.2)
+    assert (settings.batch_size, settings.batch_window_seconds) == (1000, 0.2)
     assert settings.worker_port == 9108
 
 
