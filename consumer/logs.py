@@ -87,6 +87,11 @@ def logging_config(level: str) -> dict[str, Any]:
             "faust": {"level": "WARNING"},
             "mode": {"level": "WARNING"},
             "elastic_transport": {"level": "WARNING"},
+            # Its only use is a trace of each request and reply: before checking any level it
+            # decodes the whole body whenever a handler exists up the tree (the root's, here),
+            # ~1 MB per bulk request on the event loop. Not propagated, it has none, so it is
+            # skipped; and audit documents are never logged, whatever the level.
+            "elastic_transport.node": {"level": "WARNING", "propagate": False},
         },
     }
 

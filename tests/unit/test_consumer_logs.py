@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 
 from consumer.logs import JsonFormatter, RepeatFilter
 
@@ -46,3 +48,19 @@ def test_different_messages_and_our_own_logs_pass() -> None:
     assert repeats.filter(make("consumer.dlq.librdkafka", "%s [%s] %s", "FAIL", "p", "x"))
     assert repeats.filter(make("consumer.dlq.librdkafka", "%s [%s] %s", "GETPID", "p", "x"))
     assert all(repeats.filter(make("consumer", "ours")) for _ in range(3))
+
+
+def test_the_clients_request_trace_never_sees_a_body() -> None:
+    """elastic_transport decodes each request and reply body for its trace whenever its
+    logger has a handler up the tree, before any level check: with the worker's logging it
+    has none, so no bulk body is decoded (or ever logged). In a process of its own: the
+    worker's logging is process-wide."""
+    probe = (
+        "import logging; from consumer.logs import configure; configure('DEBUG'); "
+        "print(logging.getLogger().hasHandlers(), "
+        "logging.getLogger('elastic_transport.node').hasHandlers())"
+    )
+    shown = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert shown == ["True", "False"]
