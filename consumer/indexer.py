@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from elastic_transport import TransportError
 from elasticsearch import ApiError, AsyncElasticsearch, Elasticsearch
+from elasticsearch.serializer import OrjsonSerializer
 
 from consumer import metrics
 from consumer.backoff import Backoff, RetryLater
@@ -219,6 +220,9 @@ def new_client(settings: Settings) -> AsyncElasticsearch:
         request_timeout=30,
         max_retries=0,
         retry_on_timeout=False,
+        # Replies (bulk verdicts, lookups) parsed by orjson, not the stdlib's json: ~3 % of
+        # the event loop's time in B1.
+        serializer=OrjsonSerializer(),
     )
 
 

@@ -19,7 +19,14 @@ from elasticsearch import ApiError
 
 from consumer import indexer as indexer_module
 from consumer.backoff import Backoff
-from consumer.indexer import Indexer, RecentLogs, Verdict, classify_item, item_error
+from consumer.indexer import (
+    Indexer,
+    RecentLogs,
+    Verdict,
+    classify_item,
+    item_error,
+    new_client,
+)
 from consumer.pipeline import IndexAction, RawRecord
 from consumer.settings import Settings
 from schemas.dead_letter import REASON_ID_CONFLICT, REASON_INDEX_REJECTED
@@ -391,3 +398,13 @@ def test_recent_logs_are_bounded_by_count_and_age() -> None:
     assert (recent.get("a"), recent.get("b"), recent.get("c")) == (None, "2", "3")
     recent.add("d", "4", now=11.5)
     assert (recent.get("b"), recent.get("c"), recent.get("d")) == (None, "3", "4")
+
+
+def test_the_client_reads_and_writes_json_with_orjson() -> None:
+    """Not the stdlib's json: the bulk verdicts and lookups are parsed on the event loop."""
+    client = new_client(Settings())
+    serializer = client.transport.serializers.get_serializer("application/json")
+    assert serializer.loads(b'{"items": [{"create": {"status": 201}}]}') == {
+        "items": [{"create": {"status": 201}}]
+    }
+    assert type(serializer).__name__ == "OrjsonSerializer"
