@@ -240,6 +240,7 @@ def section_b1(r: dict[str, Any], plot: str | None) -> list[str]:
         f"Worker peak RSS {_fmt(w['peak_rss_mb'], ' MB')} (target <= 250 MB: "
         f"{_ok(t['peak_rss_mb']['met'])}); {w.get('processes', 1)} worker process(es).",
         "",
+        *scaled_line(r.get("scaled"), best),
         *conflict_check_line(r.get("conflict_check")),
         *digest_cost_line(r.get("digests")),
         f"![B1]({Path('..') / plot})" if plot else "",
@@ -260,6 +261,21 @@ def section_b1_processes(r: dict[str, Any]) -> list[str]:
         f"{_fmt(w.get('steady_events_per_s'))}), best baseline {_fmt(best['events_per_s'])} "
         f"(chunk {best['chunk_size']} x {best['thread_count']} threads): ratio "
         f"**{_fmt(r['ratio'])}**; peak RSS per process {_fmt(w['peak_rss_mb'], ' MB')}.",
+        "",
+    ]
+
+
+def scaled_line(w: dict[str, Any] | None, best: dict[str, Any]) -> list[str]:
+    """The same run's worker with as many processes as the best baseline has threads."""
+    if not w:
+        return []
+    return [
+        f"With as many worker processes as the best baseline has threads "
+        f"(`AUDIT_WORKER_PROCESSES={w['processes']}`, {best['thread_count']} threads): "
+        f"{_fmt(w['events_per_s'])} events/s (from the first document "
+        f"{_fmt(w.get('steady_events_per_s'))}), ratio **{_fmt(w['ratio'])}** (from the first "
+        f"document {_fmt(w.get('steady_ratio'))}); peak RSS per process "
+        f"{_fmt(w['peak_rss_mb'], ' MB')}.",
         "",
     ]
 
