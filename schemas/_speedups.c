@@ -207,12 +207,12 @@ add_value(PyObject *value, Py_ssize_t max_chars, PyObject *fold, PyObject *kept,
     PyObject *piece;
     while ((piece = PyIter_Next(iterator)) != NULL) {
         int known = PySet_Contains(seen, piece);
-        if (known != 0 || PySet_Add(seen, piece) < 0) {
+        if (known > 0) { /* an earlier value had it */
             Py_DECREF(piece);
-            if (known < 0)
-                goto error;
-            if (known > 0)
-                continue;
+            continue;
+        }
+        if (known < 0 || PySet_Add(seen, piece) < 0) {
+            Py_DECREF(piece);
             goto error;
         }
         PyObject *tokens = PyDict_GetItemWithError(kept, piece); /* borrowed */

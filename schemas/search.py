@@ -130,14 +130,15 @@ class PieceCache:
         # the holes its earlier deletions left).
         self._tokens: OrderedDict[str, PieceTokens] = OrderedDict()
         self._seen_once: OrderedDict[str, None] = OrderedDict()
-        #: The kept pieces (the compiled loop reads the table itself).
-        self.kept_table: dict[str, PieceTokens] = self._tokens
-        #: The lookup of a kept piece, bound once.
-        self.kept = self._tokens.get
+
+    @property
+    def kept(self) -> dict[str, PieceTokens]:
+        """The kept pieces' tokens, by piece (read by `representation`, not changed)."""
+        return self._tokens
 
     def tokens(self, piece: str) -> PieceTokens:
         """(space-joined grams, or None under 3 characters; word-start prefixes)."""
-        return self.kept(piece) or self.make(piece)
+        return self._tokens.get(piece) or self.make(piece)
 
     def make(self, piece: str) -> PieceTokens:
         """The tokens of a piece that is not kept (yet): computed, and kept if seen before."""
@@ -166,9 +167,7 @@ def search_representation(values: Iterable[str | None]) -> dict[str, list[str]]:
     the loop is compiled when `schemas._speedups` is built (`representation` below is its
     pure-Python copy, the definition).
     """
-    grams, prefixes = _representation(
-        values, MAX_SEARCH_CHARS, _FOLD, _PIECES.kept_table, _PIECES.make
-    )
+    grams, prefixes = _representation(values, MAX_SEARCH_CHARS, _FOLD, _PIECES.kept, _PIECES.make)
     return {"grams": grams, "prefixes": sorted(prefixes)}
 
 

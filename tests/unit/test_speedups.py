@@ -48,8 +48,8 @@ def test_representation_is_the_python_definition(values: list[str | None], max_c
                 cache.make(piece)
         results.append(
             (
-                implementation(values, max_chars, search.fold, cache.kept_table, cache.make),
-                list(cache.kept_table),
+                implementation(values, max_chars, search.fold, cache.kept, cache.make),
+                list(cache.kept),
                 list(cache._seen_once),
             )
         )
