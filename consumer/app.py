@@ -12,15 +12,16 @@ from __future__ import annotations
 import atexit
 import shutil
 import tempfile
-from typing import cast
+from typing import Any
 
 import faust
 from faust.tables import TableManager
-from faust.types import StreamT
+from faust.types import ConsumerT, StreamT
 
-from consumer.batching import BatchBounds, bounded_batches
+from consumer.batching import BatchBounds, RecordFeed
 from consumer.digests import DigestLog
 from consumer.dlq import DeadLetterQueue
+from consumer.fetching import FeedingConsumer
 from consumer.health import Health, add_pages
 from consumer.indexer import Indexer
 from consumer.ingest import InFlight, Ingest
@@ -61,6 +62,27 @@ class TablelessManager(TableManager):
             await self.recovery.start()
 
 
+class WorkerApp(faust.App):
+    """The Faust app whose consumer delivers whole fetches to `feed` (`consumer.fetching`)
+    instead of one record at a time to the agent's stream."""
+
+    def __init__(self, *args: Any, feed: RecordFeed, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.feed = feed
+
+    def _new_consumer(self) -> ConsumerT:
+        transport = self.transport
+        return FeedingConsumer(
+            transport,
+            feed=self.feed,
+            callback=self.topics.on_message,  # never called: records go to the feed
+            loop=transport.loop,
+            on_partitions_revoked=self._on_partitions_revoked,
+            on_partitions_assigned=self._on_partitions_assigned,
+            beacon=self.beacon,
+        )
+
+
 def create_app(
     settings: Settings,
     ingest: Ingest | None = None,
@@ -82,7 +104,11 @@ def create_app(
             health,
             digests=_digest_log(settings, indexer, health),
         )
-    app = faust.App(
+    bounds = BatchBounds(
+        settings.batch_size, settings.batch_max_bytes, settings.batch_window_seconds
+    )
+    feed = RecordFeed(bounds, settings.prefetch_records)
+    app = WorkerApp(
         settings.group_id,  # Faust's app id is the Kafka consumer group id
         broker=[f"kafka://{host}" for host in settings.bootstrap_list],
         broker_credentials=kafka_credentials(settings),
@@ -94,9 +120,6 @@ def create_app(
         topic_disable_leader=True,  # no leader topic, no tables: no internal topics at all
         topic_replication_factor=1,
         stream_wait_empty=False,  # nothing of ours is tracked by Faust's acks anyway
-        # Records held ahead of the batch in hand: a count, so it is what bounds memory
-        # (with AUDIT_BATCH_MAX_BYTES) when events are large. Faust's default is 4,096.
-        stream_buffer_maxsize=settings.prefetch_records,
         # A worker killed with SIGKILL holds its partitions until its session expires: 10 s
         # (Faust's default is 60) lets a restarted or surviving worker take over quickly.
         broker_session_timeout=10.0,
@@ -107,20 +130,21 @@ def create_app(
         web_in_thread=False,
         datadir=settings.state_dir or _private_state_dir(),
         TableManager=TablelessManager,  # subscribe at once: no tables to wait for
+        feed=feed,
     )
     topic = app.topic(*settings.topics, acks=False, key_type=bytes, value_type=bytes)
+    # The agent takes its records from the feed, never from its stream; subscribing is what
+    # iterating the stream would have done.
+    app.topics.add(topic)
     committer = OffsetCommitter(app)
-    bounds = BatchBounds(
-        settings.batch_size, settings.batch_max_bytes, settings.batch_window_seconds
-    )
 
     @app.agent(topic, concurrency=1, name="ingest")
     async def ingest_agent(stream: StreamT[bytes]) -> None:
         in_flight = InFlight(ingest, committer, bounds.max_bytes)
         try:
             # An empty list is an idle window: a chance to seal and commit what is waiting.
-            async for events in bounded_batches(cast(faust.Stream, stream), bounds, idle=True):
-                await in_flight.take(events)  # normalized, then bulk-indexed
+            async for records in feed.batches(idle=True):
+                await in_flight.take(records)  # normalized, then bulk-indexed
                 await in_flight.commit_due()  # digests stored, then offsets committed
         finally:  # SIGTERM cancels us here; what was not committed is redelivered
             await in_flight.close()

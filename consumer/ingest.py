@@ -11,10 +11,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from time import monotonic
 
-from faust.types import EventT
-
 from consumer import metrics
 from consumer.backoff import Backoff
+from consumer.batching import record_size
 from consumer.digests import DigestLog
 from consumer.dlq import DeadLetterQueue
 from consumer.health import Health
@@ -114,13 +113,12 @@ class InFlight:
         #: events are not overlapped, so memory stays what one batch needs (QUALITY B5).
         self.max_bytes = max_bytes
         self._task: asyncio.Task[None] | None = None
-        self._events: Sequence[EventT] = ()
+        self._records: Sequence[RawRecord] = ()
         self._bytes = 0
 
-    async def take(self, events: Sequence[EventT]) -> None:
-        """Start on `events` (possibly none) once the batch in flight is done."""
-        records = [to_record(event) for event in events]
-        size = sum(len(record.value or b"") for record in records)
+    async def take(self, records: Sequence[RawRecord]) -> None:
+        """Start on `records` (possibly none) once the batch in flight is done."""
+        size = sum(map(record_size, records))
         if self._bytes + size > self.max_bytes:
             await self.finish()
         preparing = asyncio.ensure_future(self.ingest.prepare(records)) if records else None
@@ -131,7 +129,7 @@ class InFlight:
             processed: Processed | None = await preparing
         except Exception:  # a bug in the pure core: `handle` retries it, loudly
             processed = None
-        self._events, self._bytes = events, size
+        self._records, self._bytes = records, size
         self._task = asyncio.create_task(self._handle(records, processed))
 
     async def finish(self) -> None:
@@ -139,8 +137,8 @@ class InFlight:
         if self._task is not None:
             await self._task
             self._task = None
-            self.committer.handled(self._events)  # ES and the DLQ have acknowledged them
-            self._events, self._bytes = (), 0
+            self.committer.handled(self._records)  # ES and the DLQ have acknowledged them
+            self._records, self._bytes = (), 0
 
     async def commit_due(self) -> None:
         """Commit what is handled, once its digests are due: the batch in flight is finished
@@ -168,15 +166,3 @@ class InFlight:
         started = monotonic()
         await self.ingest.handle(records, processed)
         metrics.BATCH_SECONDS.observe(monotonic() - started)
-
-
-def to_record(event: EventT) -> RawRecord:
-    message = event.message
-    return RawRecord(
-        value=message.value,
-        topic=message.topic,
-        partition=message.partition,
-        offset=message.offset,
-        key=message.key,
-        timestamp_ms=int(message.timestamp * 1000) if message.timestamp else None,
-    )

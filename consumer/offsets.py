@@ -29,9 +29,9 @@ from typing import Any
 
 import faust
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
-from faust.types import EventT
 
 from consumer import metrics
+from consumer.pipeline import RawRecord
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +46,14 @@ class OffsetCommitter:
         #: Offsets to commit, with the consumer generation their records were fetched in.
         self._pending: dict[TopicPartition, tuple[int, int | None]] = {}
 
-    def handled(self, events: Iterable[EventT]) -> None:
-        """Remember `events` (indexed and dead-lettered) for the next commit; only their
+    def handled(self, records: Iterable[RawRecord]) -> None:
+        """Remember `records` (indexed and dead-lettered) for the next commit; only their
         offsets are kept, never the records (a digest interval may span many batches)."""
-        for event in events:
-            message = event.message
-            tp = TopicPartition(message.topic, message.partition)
+        for record in records:
+            tp = TopicPartition(record.topic, record.partition)
             offset, _generation = self._pending.get(tp, (-1, 0))
-            if message.offset + 1 > offset:
-                self._pending[tp] = (message.offset + 1, message.generation_id)
+            if record.offset + 1 > offset:
+                self._pending[tp] = (record.offset + 1, record.generation)
 
     @property
     def has_pending(self) -> bool:
@@ -71,9 +70,9 @@ class OffsetCommitter:
         }
         return await self._commit(fresh)
 
-    async def commit(self, events: Iterable[EventT]) -> dict[TopicPartition, int]:
-        """Commit past `events` (already indexed); failure only means redelivery, so log it."""
-        self.handled(events)
+    async def commit(self, records: Iterable[RawRecord]) -> dict[TopicPartition, int]:
+        """Commit past `records` (already indexed); failure only means redelivery, so log it."""
+        self.handled(records)
         return await self.commit_handled()
 
     async def _commit(self, offsets: dict[TopicPartition, int]) -> dict[TopicPartition, int]:

@@ -32,6 +32,9 @@ class RawRecord:
     offset: int
     key: bytes | None = None
     timestamp_ms: int | None = None
+    #: The consumer generation it was fetched in: a record fetched before a rebalance is
+    #: never committed (None: not fetched by a consumer, as in tests and benchmarks).
+    generation: int | None = None
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ class Settings(KafkaFields, ElasticsearchFields):
     #: A batch also closes at this many bytes of record values: 1,000 large events must not
     #: be normalized (and held) at once. One record larger than this is a batch of its own.
     batch_max_bytes: int = 8 * 1024 * 1024
-    #: Records Faust may hold ahead of the batch in hand (its `stream_buffer_maxsize`).
+    #: Records fetched and held ahead of the next batch (`consumer.batching.RecordFeed`).
     prefetch_records: int = 100
     worker_port: int = 9108
     #: Worker processes in the one consumer group (see consumer/processes.py).

@@ -102,21 +102,10 @@ def test_an_unexpected_error_retries_the_batch_instead_of_raising() -> None:
     assert len(indexer.calls) == 3
 
 
-def events(*specs: tuple[int, int, int]) -> list[Any]:
-    """(partition, offset, generation) -> objects shaped like Faust events."""
+def events(*specs: tuple[int, int, int]) -> list[RawRecord]:
+    """(partition, offset, generation) -> records as the fetch loop makes them."""
     return [
-        SimpleNamespace(
-            message=SimpleNamespace(
-                value=b"",
-                topic="t",
-                partition=p,
-                offset=o,
-                key=None,
-                timestamp=None,
-                generation_id=g,
-            )
-        )
-        for p, o, g in specs
+        RawRecord(value=b"", topic="t", partition=p, offset=o, generation=g) for p, o, g in specs
     ]
 
 

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from types import SimpleNamespace
-from typing import Any
 
 from consumer.ingest import InFlight
 from consumer.pipeline import Processed, RawRecord
 
 
-def event(offset: int) -> Any:
-    message = SimpleNamespace(
-        value=b"{}", topic="t", partition=0, offset=offset, key=None, timestamp=None
-    )
-    return SimpleNamespace(message=message)
+def event(offset: int) -> RawRecord:
+    return RawRecord(value=b"{}", topic="t", partition=0, offset=offset)
 
 
 class SlowIngest:
@@ -39,8 +34,8 @@ class Committer:
     def __init__(self, log: list[str]) -> None:
         self.log = log
 
-    def handled(self, events: Sequence[Any]) -> None:
-        self.log.append(f"handled {events[0].message.offset}")
+    def handled(self, records: Sequence[RawRecord]) -> None:
+        self.log.append(f"handled {records[0].offset}")
 
 
 def test_the_next_batch_is_prepared_while_the_previous_one_is_indexed() -> None:
