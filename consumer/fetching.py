@@ -5,7 +5,7 @@ time: a `Message`, an `Event`, a queue put and get, and `wait_first` (four tasks
 `asyncio.wait`) per record. At a few thousand records a second that was as much of the
 worker's one event loop as the bulk requests (issue 12). This loop keeps everything of
 Faust's that decides *which* records are delivered (flow control during rebalances, the
-active partitions, the generation check, the read offsets, seeking back to the committed
+active partitions, the generation stamp, the read offsets, seeking back to the committed
 offsets when the flow stopped mid-fetch) and changes only *how*: one `RawRecord` per
 record, made from aiokafka's record directly, and one hand-over per fetch.
 
@@ -65,17 +65,17 @@ class FeedingConsumer(AIOKafkaConsumer):
             waited = await self.wait_first(feed.wait_for_room(), self.suspend_flow.wait())
             if waited.stopped or not self.flow_active:
                 return  # stopping, or a rebalance (which emptied the feed)
-        generation = self.app.consumer_generation_id
-        records, active = await self._wait_next_records(FETCH_TIMEOUT_S)
         await self.sleep(0)  # as Faust's loop: a fetch that returns at once must yield
+        # Waits while the flow is stopped (a rebalance), then fetches from the positions of
+        # the assignment current by then: its records belong to the generation current when
+        # they come back (stamped below with no await in between, as Faust stamps them).
+        records, active = await self._wait_next_records(FETCH_TIMEOUT_S)
         if not records or self.should_stop:
             return
         if not self.flow_active:  # stopped mid-fetch: as Faust, go back to the committed
             await self._seek_back()
             return
-        if self.app.consumer_generation_id != generation:
-            return  # fetched across a rebalance: the new assignment fetches it again
-        batch = self._fresh_records(records, active, generation)
+        batch = self._fresh_records(records, active, self.app.consumer_generation_id)
         if batch:
             feed.add(batch)
 
