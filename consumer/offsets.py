@@ -36,6 +36,8 @@ from consumer.pipeline import RawRecord
 log = logging.getLogger(__name__)
 
 COMMIT_TIMEOUT_S = 30.0
+#: The generation of records no consumer fetched (tests, benchmarks): older than any.
+NO_GENERATION = -1
 
 
 class OffsetCommitter:
@@ -43,17 +45,27 @@ class OffsetCommitter:
 
     def __init__(self, app: faust.App) -> None:
         self.app = app
-        #: Offsets to commit, with the consumer generation their records were fetched in.
-        self._pending: dict[TopicPartition, tuple[int, int | None]] = {}
+        #: Per partition, (the consumer generation its records were fetched in, the offset
+        #: to commit): compared as a pair, so a newer generation's progress replaces an
+        #: older one's even when it is behind it (see `handled`).
+        self._pending: dict[TopicPartition, tuple[int, int]] = {}
 
     def handled(self, records: Iterable[RawRecord]) -> None:
         """Remember `records` (indexed and dead-lettered) for the next commit; only their
-        offsets are kept, never the records (a digest interval may span many batches)."""
+        offsets are kept, never the records (a digest interval may span many batches).
+
+        After a rebalance the partition is read again from its committed offset, in the new
+        generation, while the highest offset handled may be an older generation's (never
+        committed: another worker may own it now). Kept by offset alone, that older entry
+        would hide the new generation's progress until it passed it: at the end of a
+        partition, never, and the commit would stall."""
+        pending = self._pending
         for record in records:
             tp = TopicPartition(record.topic, record.partition)
-            offset, _generation = self._pending.get(tp, (-1, 0))
-            if record.offset + 1 > offset:
-                self._pending[tp] = (record.offset + 1, record.generation)
+            generation = NO_GENERATION if record.generation is None else record.generation
+            progress = (generation, record.offset + 1)
+            if progress > pending.get(tp, (NO_GENERATION, -1)):
+                pending[tp] = progress
 
     @property
     def has_pending(self) -> bool:
@@ -66,7 +78,7 @@ class OffsetCommitter:
         # Records fetched before a rebalance are not committed: they may be another
         # worker's now, or are redelivered to us (and found already stored).
         fresh = {
-            tp: offset for tp, (offset, generation) in pending.items() if generation == current
+            tp: offset for tp, (generation, offset) in pending.items() if generation == current
         }
         return await self._commit(fresh)
 

@@ -159,6 +159,20 @@ def test_records_fetched_before_a_rebalance_are_not_committed() -> None:
     assert thread.committed == {TopicPartition("t", 1): 10}
 
 
+def test_a_partition_read_again_after_a_rebalance_is_committed_as_it_goes() -> None:
+    """R6 stalled here: offsets 0-9 handled in generation 5 (not committed), then read again
+    from 4 in generation 6; the older, higher entry hid the new progress."""
+    thread = FakeThread({TopicPartition("t", 0)})
+    offsets = committer(thread, generation=6)
+    offsets.handled(events(*((0, o, 5) for o in range(10))))
+    offsets.handled(events(*((0, o, 6) for o in range(4, 8))))
+    offsets.handled(events((0, 3, 5)))  # a late record of the older generation changes nothing
+
+    asyncio.run(offsets.commit_handled())
+
+    assert thread.committed == {TopicPartition("t", 0): 8}
+
+
 def test_revoked_partitions_are_not_committed() -> None:
     thread = FakeThread({TopicPartition("t", 1)})
 
