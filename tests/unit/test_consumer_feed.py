@@ -110,9 +110,11 @@ def test_the_feed_holds_one_batch_plus_the_prefetch_then_has_no_room() -> None:
     assert asyncio.run(scenario())
 
 
-def test_bytes_also_bound_what_the_feed_holds() -> None:
+def test_bytes_also_bound_what_the_feed_holds_one_batch_ready_and_one_filling() -> None:
     source = feed(max_records=1000, max_bytes=1000)
-    source.add(records(2, size=600))
+    source.add(records(3, size=600))
+    assert source.has_room  # 1,800 bytes: a batch ready, the next still filling
+    source.add(records(1, size=600, start=3))
 
     assert not source.has_room
 
