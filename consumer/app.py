@@ -1,10 +1,12 @@
 """The worker's composition root: the Faust app, built from the settings, with its one agent
 (take a batch, normalize, bulk-index, commit) and its web pages.
 
-The rooms it wires: `consumer.ingest` (a batch end to end, and the overlap of one batch's CPU
-work with the previous one's I/O), `consumer.offsets` (the commits, and why Faust's own offset
-machinery is bypassed), `consumer.health` (what /healthz and /readyz say, and the pages),
-`consumer.indexer`, `consumer.dlq`, `consumer.digests`.
+The rooms it wires: `consumer.fetching` and `consumer.batching` (each Kafka fetch to the
+batches whole, not through Faust's per-record stream), `consumer.ingest` (a batch end to end,
+and the overlap of one batch's CPU work with the previous one's I/O), `consumer.offsets`
+(the commits, and why Faust's own offset machinery is bypassed), `consumer.health` (what
+/healthz and /readyz say, and the pages), `consumer.indexer`, `consumer.dlq`,
+`consumer.digests`.
 """
 
 from __future__ import annotations

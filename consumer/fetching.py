@@ -58,6 +58,9 @@ class FeedingConsumer(AIOKafkaConsumer):
             if not self.transport.app.should_stop:
                 raise
             log.info("broker stopped the consumer; shutting down")
+        except Exception:  # as Faust's loop: said, then the worker stops (and is restarted)
+            log.exception("the fetch loop failed")
+            raise
 
     async def _fetch_once(self) -> None:
         feed = self.feed

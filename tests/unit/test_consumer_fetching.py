@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Iterator, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -204,3 +205,20 @@ def test_a_rebalance_releases_a_fetch_loop_waiting_for_room(
 
     run(scenario())
     assert fetches.calls == 1
+
+
+def test_an_unexpected_fetch_error_is_said_and_stops_the_loop(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    consumer, _ = worker_consumer(monkeypatch)
+
+    async def broken(timeout: float) -> Any:
+        raise RuntimeError("the broker answered nonsense")
+
+    monkeypatch.setattr(consumer, "_wait_next_records", broken)
+    fetcher = SimpleNamespace(_stopped=asyncio.Event())
+
+    with pytest.raises(RuntimeError, match="nonsense"):
+        run(consumer._drain_messages(fetcher))  # type: ignore[arg-type]
+
+    assert "the fetch loop failed" in caplog.text
