@@ -19,7 +19,7 @@ offsets, by whoever owns their partitions now.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
@@ -85,16 +85,15 @@ class FeedingConsumer(AIOKafkaConsumer):
     def _fresh_records(
         self,
         records: Mapping[TP, Sequence[Any]],
-        active: Iterable[TP] | None,
+        active: Set[TP] | None,
         generation: int,
     ) -> list[RawRecord]:
         """The fetch's records of active partitions not read yet, as `RawRecord`s (Faust's
         checks, per partition instead of per record)."""
         read_offsets = self._read_offset
         batch: list[RawRecord] = []
-        active_set = None if active is None else set(active)
         for tp, fetched in records.items():
-            if active_set is not None and tp not in active_set:
+            if active is not None and tp not in active:
                 continue  # paused (rebalance, recovery) since the fetch began
             last_read = read_offsets.get(tp)
             if last_read is not None:
